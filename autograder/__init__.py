@@ -1,0 +1,3 @@
+"""Instructor tooling: author -> release -> grade, on top of nbgrader."""
+
+LANGUAGES = ("en", "ru")

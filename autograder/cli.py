@@ -1,0 +1,40 @@
+"""The `autograder` command: a thin layer over the functions of each step."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from autograder import notebooks
+
+
+def _course_dir(args) -> Path:
+    path = Path(args.course_dir).resolve()
+    if not (path / "source").is_dir():
+        sys.exit(f"error: {path} is not a course directory (no source/ folder); use --course-dir DIR")
+    return path
+
+
+def cmd_execute(args) -> int:
+    from autograder.execute import execute_in_place
+
+    paths = [Path(p) for p in args.notebooks] or notebooks.source_notebooks(_course_dir(args))
+    for path in paths:
+        print(f"executing {path}", flush=True)
+        execute_in_place(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
+    parser.add_argument("--course-dir", default=".", help="course directory (default: .)")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    execute = verbs.add_parser("execute", help="run source notebooks and store their outputs in place")
+    execute.add_argument("notebooks", nargs="*", help="notebooks to run (default: all of source/)")
+    execute.set_defaults(func=cmd_execute)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

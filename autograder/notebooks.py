@@ -1,0 +1,39 @@
+"""Reading, cleaning and writing notebooks so that committed files diff cleanly."""
+
+from pathlib import Path
+
+import nbformat
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+KEPT_CELL_METADATA = ("nbgrader", "tags")
+
+
+def read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop what changes from run to run or machine to machine (timings, versions, UI state)."""
+    nb.metadata = nbformat.from_dict(
+        {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    )
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    for cell in nb.cells:
+        cell.metadata = nbformat.from_dict(
+            {k: cell.metadata[k] for k in KEPT_CELL_METADATA if k in cell.metadata}
+        )
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                output.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = nbformat.writes(nb) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def source_notebooks(course_dir: Path) -> list[Path]:
+    """Every lesson notebook: ``source/<assignment>/<notebook>.ipynb``."""
+    return sorted(p for p in (course_dir / "source").glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)

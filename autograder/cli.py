@@ -24,6 +24,20 @@ def cmd_execute(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    from autograder.release import release
+
+    for path in release(_course_dir(args)):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from autograder.demo import run_demo
+
+    return run_demo(_course_dir(args), Path(args.out) if args.out else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     parser.add_argument("--course-dir", default=".", help="course directory (default: .)")
@@ -32,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     execute = verbs.add_parser("execute", help="run source notebooks and store their outputs in place")
     execute.add_argument("notebooks", nargs="*", help="notebooks to run (default: all of source/)")
     execute.set_defaults(func=cmd_execute)
+
+    release = verbs.add_parser("release", help="regenerate release/<lang>/ from source/ for every language")
+    release.set_defaults(func=cmd_release)
+
+    demo = verbs.add_parser("demo", help="release, then grade solved and blank notebooks of every lesson")
+    demo.add_argument("--out", help="folder for the demo's files (default: a new temporary folder)")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 

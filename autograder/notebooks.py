@@ -37,3 +37,7 @@ def write(nb: nbformat.NotebookNode, path: Path) -> None:
 def source_notebooks(course_dir: Path) -> list[Path]:
     """Every lesson notebook: ``source/<assignment>/<notebook>.ipynb``."""
     return sorted(p for p in (course_dir / "source").glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    return nbformat.from_dict(nbformat.reads(nbformat.writes(nb), as_version=4))

@@ -1,0 +1,63 @@
+"""One source notebook, one release per language.
+
+Prose cells are tagged ``lang-en`` / ``lang-ru``; everything else is shared.
+:class:`SelectLanguage` is an nbgrader preprocessor that keeps one language's
+prose and points the setup cell at that language, so ``nbgrader
+generate_assignment`` itself produces a one-language release.
+"""
+
+import re
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode, validate
+
+from autograder import LANGUAGES
+
+SETUP_TAG = "lang-setup"
+_SET_LANGUAGE = re.compile(r"""course\.set_language\(\s*["'](\w+)["']\s*\)""")
+
+
+def cell_language(cell) -> str | None:
+    """'en' or 'ru' for a prose cell, None for a shared cell."""
+    for tag in cell.get("metadata", {}).get("tags", []):
+        if tag.startswith("lang-") and tag[5:] in LANGUAGES:
+            return tag[5:]
+    return None
+
+
+def notebook_language(nb) -> str | None:
+    """The language a released (or submitted) notebook was generated for."""
+    lang = nb.get("metadata", {}).get("course", {}).get("language")
+    return lang if lang in LANGUAGES else None
+
+
+def select_language(nb, language: str):
+    """Keep the shared cells and ``language``'s prose; set the setup cell's language."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
+    cells = [c for c in nb.cells if cell_language(c) in (None, language)]
+    setup = [c for c in cells if SETUP_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(setup) != 1 or not _SET_LANGUAGE.search(setup[0].source):
+        raise ValueError(
+            f"the notebook needs exactly one code cell tagged {SETUP_TAG!r} that calls "
+            'course.set_language("..."); see docs/authoring.md'
+        )
+    setup[0].source = _SET_LANGUAGE.sub(f'course.set_language("{language}")', setup[0].source)
+    nb.cells = cells
+    nb.metadata["course"] = {"language": language}
+    return nb
+
+
+class SelectLanguage(NbGraderPreprocessor):
+    """nbgrader preprocessor: keep one language of a bilingual source notebook."""
+
+    language = Unicode("en", help="Language of the generated notebooks: en or ru").tag(config=True)
+
+    @validate("language")
+    def _check_language(self, proposal):
+        if proposal["value"] not in LANGUAGES:
+            raise ValueError(f"SelectLanguage.language must be one of {LANGUAGES}")
+        return proposal["value"]
+
+    def preprocess(self, nb, resources):
+        return select_language(nb, self.language), resources

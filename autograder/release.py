@@ -1,0 +1,43 @@
+"""Release step: source/ -> release/<lang>/<assignment>/<notebook>.ipynb for every language."""
+
+from pathlib import Path
+
+from traitlets.config import Config
+
+from autograder import LANGUAGES
+from autograder.config import load_config, nbgrader_api
+
+
+class ReleaseError(RuntimeError):
+    """nbgrader could not generate a student version."""
+
+
+def assignments(course_dir: Path) -> list[str]:
+    return sorted(p.name for p in (Path(course_dir) / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def release(course_dir: Path, output_dir: Path | None = None, db_url: str | None = None) -> list[Path]:
+    """Generate the student notebooks of every assignment in every language.
+
+    Writes ``output_dir/<lang>/<assignment>/`` (default: the course's
+    ``release/``) and records the assignments in the gradebook (``db_url``,
+    default: the course's). Returns the notebooks written.
+    """
+    course_dir = Path(course_dir).resolve()
+    output_dir = Path(output_dir or course_dir / "release").resolve()
+    written = []
+    for lang in LANGUAGES:
+        overrides = Config()
+        overrides.SelectLanguage.language = lang
+        overrides.CourseDirectory.release_directory = str(output_dir / lang)
+        if db_url:
+            overrides.CourseDirectory.db_url = db_url
+        api = nbgrader_api(load_config(course_dir, overrides))
+        for assignment in assignments(course_dir):
+            result = api.generate_assignment(assignment, force=True, create=True)
+            if not result["success"]:
+                raise ReleaseError(
+                    f"generating {lang}/{assignment} failed:\n{result.get('log', '')}\n{result.get('error', '')}"
+                )
+            written += sorted((output_dir / lang / assignment).glob("*.ipynb"))
+    return written

@@ -1,0 +1,27 @@
+"""Turn a released notebook into what a student who solved everything would submit."""
+
+import re
+
+from autograder import notebooks
+
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+
+
+def solution_sources(source_nb) -> dict[str, str]:
+    """``{grade_id: source}`` of every solution cell, with the solution markers removed."""
+    return {
+        cell.metadata.nbgrader["grade_id"]: _MARKER.sub("", cell.source)
+        for cell in source_nb.cells
+        if cell.metadata.get("nbgrader", {}).get("solution")
+    }
+
+
+def solve(release_nb, source_nb):
+    """A copy of ``release_nb`` whose solution cells hold the source's answers."""
+    answers = solution_sources(source_nb)
+    solved = notebooks.copy(release_nb)
+    for cell in solved.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in answers:
+            cell.source = answers[grade_id]
+    return solved

@@ -1,0 +1,27 @@
+# nbgrader configuration of the course. The repository root is the course directory.
+from nbgrader.converters import GenerateAssignment
+
+from autograder.language import SelectLanguage
+
+c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
+
+c.CourseDirectory.course_id = "autograd-course"
+c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+
+# The release is per language: `nbgrader generate_assignment ASSIGNMENT` gives the
+# English one in release/en/; `autograder release` makes both (release/en, release/ru).
+c.CourseDirectory.release_directory = "release/en"
+c.SelectLanguage.language = "en"
+c.GenerateAssignment.preprocessors = [
+    SelectLanguage,
+    *GenerateAssignment.class_traits()["preprocessors"].make_dynamic_default(),
+]
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.Execute.timeout = 120
+
+# A warning on stderr makes nbgrader score a test cell 0 even when the answer is
+# right. Library warnings (torch, numpy, matplotlib: "file.py:123: UserWarning: ...")
+# are dropped before scoring; anything else on stderr still counts.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"[/\\](torch|numpy|matplotlib)[/\\][^\n]*\.py:\d+: \w*Warning: "

@@ -33,7 +33,9 @@ def grade_solved_and_blank(course_dir: Path, workdir: Path) -> list[DemoRow]:
     rows = []
     for assignment in assignments(course_dir):
         config = prepare_course(course_dir, workdir / "course" / assignment, assignment)
-        sources = {p.stem: notebooks.read(p) for p in sorted((course_dir / "source" / assignment).glob("*.ipynb"))}
+        sources = {
+            p.stem: notebooks.read(p) for p in sorted((course_dir / "source" / assignment).glob("*.ipynb"))
+        }
         for lang in LANGUAGES:
             released = {name: release_dir / lang / assignment / f"{name}.ipynb" for name in sources}
             solved = {}
@@ -71,7 +73,9 @@ def run_demo(course_dir: Path, out: Path | None = None) -> int:
     print(f"Releasing and grading in {workdir} (the repository is left unchanged)...", flush=True)
     rows = grade_solved_and_blank(course_dir, workdir)
     print(format_table(rows))
-    print(f"\nStudent notebooks: {workdir / 'release'}\nGraded notebooks:  {workdir / 'course'}/*/autograded/")
+    print(
+        f"\nStudent notebooks: {workdir / 'release'}\nGraded notebooks:  {workdir / 'course'}/*/autograded/"
+    )
     wrong = [r for r in rows if r.auto_score != (r.auto_max if r.kind == "solved" else 0)]
     if wrong:
         print(f"\n{len(wrong)} result(s) differ from expectation: solved should earn all points, blank none.")

@@ -14,9 +14,7 @@ def read(path: Path) -> nbformat.NotebookNode:
 
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop what changes from run to run or machine to machine (timings, versions, UI state)."""
-    nb.metadata = nbformat.from_dict(
-        {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
-    )
+    nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
         cell.metadata = nbformat.from_dict(
@@ -28,10 +26,13 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def writes(nb: nbformat.NotebookNode) -> str:
+    return nbformat.writes(nb) + "\n"
+
+
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = nbformat.writes(nb) + "\n"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(writes(nb), encoding="utf-8")
 
 
 def source_notebooks(course_dir: Path) -> list[Path]:

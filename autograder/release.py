@@ -13,7 +13,9 @@ class ReleaseError(RuntimeError):
 
 
 def assignments(course_dir: Path) -> list[str]:
-    return sorted(p.name for p in (Path(course_dir) / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+    return sorted(
+        p.name for p in (Path(course_dir) / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
+    )
 
 
 def release(course_dir: Path, output_dir: Path | None = None, db_url: str | None = None) -> list[Path]:
@@ -36,8 +38,7 @@ def release(course_dir: Path, output_dir: Path | None = None, db_url: str | None
         for assignment in assignments(course_dir):
             result = api.generate_assignment(assignment, force=True, create=True)
             if not result["success"]:
-                raise ReleaseError(
-                    f"generating {lang}/{assignment} failed:\n{result.get('log', '')}\n{result.get('error', '')}"
-                )
+                details = f"{result.get('log', '')}\n{result.get('error', '')}"
+                raise ReleaseError(f"generating {lang}/{assignment} failed:\n{details}")
             written += sorted((output_dir / lang / assignment).glob("*.ipynb"))
     return written

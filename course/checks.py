@@ -248,7 +248,9 @@ def check_scalar(
         value = float(actual)
     else:
         _fail(name, message("not_number", got=_describe(actual)), hint)
-    want = float(_reference(expected).reshape(-1)[0]) if _isinstance(expected, torch.Tensor) else float(expected)
+    want = (
+        float(_reference(expected).reshape(-1)[0]) if _isinstance(expected, torch.Tensor) else float(expected)
+    )
 
     if math.isnan(want):
         ok = math.isnan(value)
@@ -260,7 +262,12 @@ def check_scalar(
         if reveal:
             abs_err = abs(value - want) if not math.isnan(value) else math.nan
             reason = message(
-                "scalar", got=_fmt(value), expected=_fmt(want), abs_err=abs_err, rtol=rtol, atol=atol
+                "scalar",
+                got=_fmt(value),
+                expected=_fmt(want),
+                abs_err=abs_err,
+                rtol=rtol,
+                atol=atol,
             )
         else:
             reason = message("scalar_hidden", got=_fmt(value))
@@ -323,9 +330,7 @@ def grad_fn_chain(tensor: torch.Tensor, limit: int = 100) -> list[str]:
     return names
 
 
-def check_grad_fn_chain(
-    name: str, tensor: object, expected: Sequence[str], *, hint: Hint = None
-) -> None:
+def check_grad_fn_chain(name: str, tensor: object, expected: Sequence[str], *, hint: Hint = None) -> None:
     """Check the chain ``grad_fn -> next_functions[0][0] -> ...`` node by node.
 
     ``expected`` lists node class names, for example

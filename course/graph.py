@@ -82,18 +82,27 @@ def draw_graph(tensor: torch.Tensor, names: dict[str, torch.Tensor] | None = Non
     for parent, child in set(edges):
         (x0, y0), (x1, y1) = position[parent], position[child]
         ax.annotate(
-            "", xy=(x1, y1 + 0.18), xytext=(x0, y0 - 0.18),
+            "",
+            xy=(x1, y1 + 0.18),
+            xytext=(x0, y0 - 0.18),
             arrowprops={"arrowstyle": "->", "color": "0.4"},
         )
     for key, node in nodes.items():
         x, y = position[key]
         leaf = type(node).__name__ == "AccumulateGrad"
         ax.text(
-            x, y, _label(node, by_id), ha="center", va="center", fontsize=9,
+            x,
+            y,
+            _label(node, by_id),
+            ha="center",
+            va="center",
+            fontsize=9,
             bbox={"boxstyle": "round", "fc": "#dbeafe" if leaf else "#fef3c7", "ec": "0.3"},
         )
-    ax.set_xlim(min((p[0] for p in position.values()), default=0) - 1,
-                max((p[0] for p in position.values()), default=0) + 1)
+    ax.set_xlim(
+        min((p[0] for p in position.values()), default=0) - 1,
+        max((p[0] for p in position.values()), default=0) + 1,
+    )
     ax.set_ylim(-len(levels) + 0.5, 0.5)
     ax.axis("off")
     return ax

@@ -111,8 +111,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "scalar": {
         "en": "got {got}, expected {expected} (abs error {abs_err:.3g}, rtol={rtol:g}, atol={atol:g})",
         "ru": (
-            "получено {got}, ожидалось {expected} (абс. ошибка {abs_err:.3g}, "
-            "rtol={rtol:g}, atol={atol:g})"
+            "получено {got}, ожидалось {expected} (абс. ошибка {abs_err:.3g}, rtol={rtol:g}, atol={atol:g})"
         ),
     },
     "scalar_hidden": {

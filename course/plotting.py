@@ -10,7 +10,10 @@ LABELS = {
     "step": {"en": "step", "ru": "шаг"},
     "loss": {"en": "loss f(x)", "ru": "значение функции f(x)"},
     "loss_title": {"en": "Loss by step", "ru": "Значение функции по шагам"},
-    "contour_title": {"en": "Trajectories on the level lines of f", "ru": "Траектории на линиях уровня f"},
+    "contour_title": {
+        "en": "Trajectories on the level lines of f",
+        "ru": "Траектории на линиях уровня f",
+    },
     "start": {"en": "start", "ru": "старт"},
     "minimum": {"en": "minimum", "ru": "минимум"},
 }

@@ -1,0 +1,48 @@
+"""environment.yml (conda) and pyproject.toml (pip) pin the same packages."""
+
+import re
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)$")
+
+
+def pyproject_pins() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = project["dependencies"] + [
+        d for group in project["optional-dependencies"].values() for d in group
+    ]
+    pins = {}
+    for spec in specs:
+        match = PIN.match(spec)
+        assert match, f"pyproject.toml: {spec!r} is not pinned with =="
+        pins[match[1].lower()] = match[2]
+    return pins
+
+
+def environment_pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        item = line.strip()
+        if item.startswith("- ") and "==" in item:
+            name, _, pinned = item[2:].partition("==")
+            pins[name.strip().lower()] = pinned.strip()
+    return pins
+
+
+def test_conda_and_pip_pin_the_same_packages_and_versions():
+    assert environment_pins() == pyproject_pins()
+
+
+def test_the_course_is_tested_with_the_pinned_versions():
+    for name, pinned in pyproject_pins().items():
+        installed = version(name).split("+")[0]  # torch reports 2.13.0+cpu
+        assert installed == pinned, f"{name}: installed {installed}, pinned {pinned}"
+
+
+def test_torch_is_the_version_the_issue_names_and_python_is_recent_enough():
+    assert pyproject_pins()["torch"] == "2.13.0"
+    assert pyproject_pins()["nbgrader"] == "0.9.6"
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"] == ">=3.11"

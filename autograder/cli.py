@@ -38,6 +38,26 @@ def cmd_demo(args) -> int:
     return run_demo(_course_dir(args), Path(args.out) if args.out else None)
 
 
+def cmd_grade(args) -> int:
+    from autograder.grade import grade_assignment, progress_bar
+    from autograder.runner import Limits
+
+    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
+    batch = grade_assignment(
+        _course_dir(args),
+        args.assignment,
+        student=args.student,
+        workers=args.workers,
+        force=args.force,
+        allow_unknown=not args.refuse_unknown,
+        limits=limits,
+        db_url=args.db,
+        progress=progress_bar(),
+    )
+    print(batch.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     parser.add_argument("--course-dir", default=".", help="course directory (default: .)")
@@ -49,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     release = verbs.add_parser("release", help="regenerate release/<lang>/ from source/ for every language")
     release.set_defaults(func=cmd_release)
+
+    grade = verbs.add_parser("grade", help="grade every submission of an assignment into the gradebook")
+    grade.add_argument("assignment")
+    grade.add_argument("--student", help="grade only this student")
+    grade.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
+    grade.add_argument("--force", action="store_true", help="grade again even if already graded")
+    grade.add_argument(
+        "--refuse-unknown", action="store_true", help="do not grade students missing from the roster"
+    )
+    grade.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell (default 60)")
+    grade.add_argument(
+        "--notebook-timeout", type=float, default=300, help="seconds per notebook (default 300)"
+    )
+    grade.add_argument("--db", help="gradebook database URL (default: the course's, sqlite:///gradebook.db)")
+    grade.set_defaults(func=cmd_grade)
 
     demo = verbs.add_parser("demo", help="release, then grade solved and blank notebooks of every lesson")
     demo.add_argument("--out", help="folder for the demo's files (default: a new temporary folder)")

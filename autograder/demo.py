@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import LANGUAGES, notebooks
-from autograder.grade import autograde, prepare_course
+from autograder.nbgrader_autograde import autograde, prepare_course
 from autograder.release import assignments, release
 from autograder.solutions import solve
 

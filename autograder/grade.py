@@ -1,77 +1,340 @@
-"""Grade step: run submissions through ``nbgrader autograde`` and read the scores back."""
+"""Grade step: every submission of an assignment, in parallel, into the nbgrader gradebook.
 
-import shutil
-from dataclasses import dataclass
+Workers assemble and run submissions; only the main thread writes (the
+gradebook, ``autograded/<student>/<assignment>/``), one submission at a time,
+each write complete before the next. A run that is interrupted can be started
+again: submissions whose result is already recorded for the same files are
+skipped, the rest are graded.
+"""
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
 
-from nbgrader.api import Gradebook
+from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config import Config
 
+from autograder import LANGUAGES, notebooks
 from autograder.config import load_config, nbgrader_api
+from autograder.runner import DEFAULT_LIMITS, Limits, run_notebook
+from autograder.score import CellResult, score_run
+from autograder.submission import InvalidSubmission, Template, assemble, build_template, detect_language, load
+
+RESULT_FILE = "result.json"
 
 
-@dataclass(frozen=True)
-class CellScore:
-    grade_id: str
-    score: float | None  # None: waits for manual grading
-    max_score: float
-    auto: bool  # scored by a test cell, not by a person
+@dataclass
+class SubmissionResult:
+    student: str
+    assignment: str
+    status: str  # "graded" or "error"
+    reason: str = ""
+    language: str = "en"
+    timestamp: str | None = None
+    digest: str = ""
+    notices: list[str] = field(default_factory=list)
+    cells: dict[str, list[CellResult]] = field(default_factory=dict)  # notebook -> cells
+    seconds: float = 0.0
+    unsafe: bool = False
+    executed: dict = field(default_factory=dict, repr=False)  # notebook -> run notebook; not saved
+
+    @property
+    def score(self) -> float:
+        return sum(c.score or 0 for cells in self.cells.values() for c in cells)
+
+    def to_json(self) -> str:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "executed"}
+        data["cells"] = {nb: [asdict(c) for c in cells] for nb, cells in self.cells.items()}
+        return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SubmissionResult":
+        data = json.loads(text)
+        data["cells"] = {nb: [CellResult(**c) for c in cells] for nb, cells in data["cells"].items()}
+        return cls(**data)
 
 
-class GradingError(RuntimeError):
-    """nbgrader could not grade a submission."""
+@dataclass
+class Batch:
+    """What one `autograder grade` run did."""
+
+    results: list[SubmissionResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already graded, same files
+    refused: list[str] = field(default_factory=list)  # not on the roster
+
+    def summary(self) -> str:
+        graded = sum(r.status == "graded" for r in self.results)
+        errors = [r for r in self.results if r.status == "error"]
+        lines = [
+            f"{graded} graded, {len(errors)} could not be graded, {len(self.skipped)} already up to date"
+        ]
+        lines += [f"  {r.student}: {r.reason}" for r in errors]
+        if self.refused:
+            lines.append(f"{len(self.refused)} refused (not on the roster): {', '.join(self.refused)}")
+        return "\n".join(lines)
 
 
-def prepare_course(course_dir: Path, workdir: Path, assignment: str) -> Config:
-    """A scratch nbgrader course in ``workdir`` that knows ``assignment``.
-
-    Only the assignment's source and the configuration are copied, so grading
-    never touches the real course's gradebook or working folders.
-    """
-    course_dir, workdir = Path(course_dir).resolve(), Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(course_dir / "nbgrader_config.py", workdir / "nbgrader_config.py")
-    shutil.copytree(course_dir / "source" / assignment, workdir / "source" / assignment, dirs_exist_ok=True)
-    overrides = Config()
-    overrides.CourseDirectory.db_url = f"sqlite:///{workdir / 'gradebook.db'}"
-    overrides.CourseDirectory.release_directory = str(workdir / "release" / "en")
-    config = load_config(workdir, overrides)
-    result = nbgrader_api(config).generate_assignment(assignment, force=True, create=True)
-    if not result["success"]:
-        raise GradingError(f"could not register {assignment}:\n{result.get('log', '')}")
-    return config
+class AssignmentUnknown(RuntimeError):
+    """The assignment has no source notebooks."""
 
 
-def autograde(
-    config: Config, assignment: str, student: str, notebooks: dict[str, Path]
-) -> dict[str, dict[str, CellScore]]:
-    """Autograde one student's notebooks (``{notebook name: path}``) in a prepared course.
-
-    Returns ``{notebook name: {grade_id: CellScore}}``.
-    """
-    root = Path(config.CourseDirectory.root)
-    target = root / "submitted" / student / assignment
-    target.mkdir(parents=True, exist_ok=True)
-    for name, path in notebooks.items():
-        shutil.copyfile(path, target / f"{name}.ipynb")
-    result = nbgrader_api(config).autograde(assignment, student, force=True, create=True)
-    if not result["success"]:
-        raise GradingError(f"autograde of {student}/{assignment} failed:\n{result.get('log', '')}")
-    return read_scores(config.CourseDirectory.db_url, assignment, student)
+def submission_paths(course_dir: Path, assignment: str, student: str | None = None) -> dict[str, Path]:
+    """``{student: submitted/<student>/<assignment>/}`` for every student who submitted."""
+    root = course_dir / "submitted"
+    students = (
+        [student]
+        if student
+        else sorted(p.name for p in root.iterdir() if p.is_dir())
+        if root.is_dir()
+        else []
+    )
+    return {s: root / s / assignment for s in students if (root / s / assignment).is_dir()}
 
 
-def read_scores(db_url: str, assignment: str, student: str) -> dict[str, dict[str, CellScore]]:
-    with Gradebook(db_url) as gradebook:
-        submission = gradebook.find_submission(assignment, student)
-        return {
-            notebook.name: {
-                grade.name: CellScore(
-                    grade_id=grade.name,
-                    score=grade.score,
-                    max_score=grade.max_score,
-                    auto=grade.cell.cell_type == "code",
-                )
-                for grade in notebook.grades
-            }
-            for notebook in submission.notebooks
-        }
+def digest(folder: Path, templates: dict) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*")):
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for (name, lang), template in sorted(templates.items()):
+        h.update(f"{name}/{lang}".encode() + notebooks.writes(template.nb).encode())
+    return h.hexdigest()
+
+
+def submitted_at(folder: Path) -> str:
+    """nbgrader's timestamp.txt when there is one, else the newest file's time."""
+    stamp = folder / "timestamp.txt"
+    if stamp.is_file():
+        return stamp.read_text().strip()
+    newest = max((p.stat().st_mtime for p in folder.glob("*.ipynb")), default=time.time())
+    return datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+
+
+def grade_one(
+    student: str, assignment: str, folder: Path, templates: dict, ignore_pattern: str, limits: Limits
+) -> SubmissionResult:
+    """Grade one student's folder; never raises for anything the student did."""
+    started = time.monotonic()
+    names = sorted({name for name, _ in templates})
+    result = SubmissionResult(student=student, assignment=assignment, status="graded")
+    files = {p.stem: p for p in folder.glob("*.ipynb")}
+    problems = []
+    for name in names:
+        path = files.get(name)
+        if path is None and len(names) == 1 and len(files) == 1:
+            (path,) = files.values()
+            result.notices.append(f"{path.name} graded as {name}.ipynb (renamed notebook)")
+        langs = {lang for n, lang in templates if n == name}
+        blank = templates[(name, sorted(langs)[0])]
+        if path is None:
+            problems.append(f"{name}.ipynb is missing")
+            result.cells[name] = _zero(blank, "missing")
+            continue
+        try:
+            submitted = load(path)
+            lang = detect_language(submitted)
+            template = templates[(name, lang)]
+            assembled = assemble(template, submitted)
+        except InvalidSubmission as error:
+            problems.append(f"{path.name}: {error}")
+            result.cells[name] = _zero(blank, "invalid")
+            continue
+        result.language = lang
+        result.notices += assembled.notices
+        run = run_notebook(assembled.nb, limits)
+        if run.stopped:
+            result.notices.append(f"{name}: stopped at cell {run.stopped_at}: {run.stopped}")
+        result.cells[name] = score_run(run, template, assembled, ignore_pattern)
+        result.executed[name] = run.nb
+    if problems:
+        result.status, result.reason = "error", "; ".join(problems)
+    result.seconds = round(time.monotonic() - started, 2)
+    return result
+
+
+def _zero(template: Template, why: str) -> list[CellResult]:
+    return [
+        CellResult(
+            c.grade_id, c.kind, c.exercise, c.points, 0.0, False if c.kind == "test" else None, why, c.hidden
+        )
+        for c in template.grade_cells
+    ]
+
+
+def load_templates(course_dir: Path, assignment: str) -> dict[tuple[str, str], Template]:
+    sources = sorted((course_dir / "source" / assignment).glob("*.ipynb"))
+    if not sources:
+        raise AssignmentUnknown(f"no notebooks in source/{assignment}/: is the assignment name right?")
+    return {(p.stem, lang): build_template(p, lang) for p in sources for lang in LANGUAGES}
+
+
+def ensure_assignment_in_gradebook(course_dir: Path, assignment: str, db_url: str) -> None:
+    """Register the assignment (as `nbgrader generate_assignment` does) if the gradebook lacks it."""
+    with Gradebook(db_url) as gb:
+        try:
+            if gb.find_assignment(assignment).notebooks:
+                return
+        except MissingEntry:
+            pass
+    with tempfile.TemporaryDirectory() as scratch:
+        overrides = Config()
+        overrides.CourseDirectory.db_url = db_url
+        overrides.CourseDirectory.release_directory = scratch
+        result = nbgrader_api(load_config(course_dir, overrides)).generate_assignment(assignment)
+        if not result["success"]:
+            raise RuntimeError(f"could not register {assignment} in the gradebook:\n{result.get('log', '')}")
+
+
+def record(gb: Gradebook, result: SubmissionResult, allow_unknown: bool) -> None:
+    """Write one submission's scores into the gradebook, replacing any earlier ones."""
+    try:
+        gb.find_student(result.student)
+    except MissingEntry:
+        if not allow_unknown:
+            raise
+        gb.add_student(result.student)
+    kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
+    gb.update_or_create_submission(result.assignment, result.student, **kwargs)
+    for notebook, cells in result.cells.items():
+        for cell in cells:
+            grade = gb.find_grade(cell.grade_id, notebook, result.assignment, result.student)
+            grade.auto_score = cell.score
+            grade.needs_manual_grade = grade.manual_score is not None or cell.score is None
+    gb.db.commit()
+
+
+def write_result(course_dir: Path, result: SubmissionResult) -> None:
+    folder = course_dir / "autograded" / result.student / result.assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, nb in result.executed.items():
+        _atomic_write(folder / f"{name}.ipynb", notebooks.writes(nb))
+    _atomic_write(folder / RESULT_FILE, result.to_json())
+
+
+def read_result(course_dir: Path, student: str, assignment: str) -> SubmissionResult | None:
+    path = course_dir / "autograded" / student / assignment / RESULT_FILE
+    return SubmissionResult.from_json(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def grade_assignment(
+    course_dir: Path,
+    assignment: str,
+    *,
+    student: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    allow_unknown: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+    db_url: str | None = None,
+    progress: Callable[[int, int, SubmissionResult | None], None] | None = None,
+) -> Batch:
+    course_dir = Path(course_dir).resolve()
+    config = load_config(course_dir)
+    db_url = db_url or _absolute_db_url(config.CourseDirectory.db_url, course_dir)
+    ignore_pattern = config.IgnorePattern.pattern if config.IgnorePattern.get("enabled", False) else ""
+    templates = load_templates(course_dir, assignment)
+    ensure_assignment_in_gradebook(course_dir, assignment, db_url)
+    batch = Batch()
+    todo = {}
+    with Gradebook(db_url) as gb:
+        roster = {s.id for s in gb.students}
+        for name, folder in submission_paths(course_dir, assignment, student).items():
+            if name not in roster and not allow_unknown:
+                batch.refused.append(name)
+                continue
+            key = digest(folder, templates)
+            previous = read_result(course_dir, name, assignment)
+            if not force and previous and previous.digest == key and _recorded(gb, assignment, name):
+                batch.skipped.append(name)
+                continue
+            todo[name] = (folder, key)
+    total = len(todo)
+    if progress:
+        progress(0, total, None)
+    workers = workers or os.cpu_count() or 1
+    with Gradebook(db_url) as gb, ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: dict[Future, str] = {}
+        queue = iter(todo.items())
+
+        def submit_next() -> None:
+            for name, (folder, _) in queue:
+                future = pool.submit(grade_one, name, assignment, folder, templates, ignore_pattern, limits)
+                pending[future] = name
+                return
+
+        for _ in range(workers):
+            submit_next()
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = pending.pop(future)
+                    result = future.result()
+                    result.digest = todo[name][1]
+                    result.timestamp = submitted_at(todo[name][0])
+                    if name not in {s.id for s in gb.students}:
+                        result.notices.append(f"student {name} was not on the roster and has been added")
+                    write_result(course_dir, result)
+                    record(gb, result, allow_unknown)
+                    batch.results.append(result)
+                    if progress:
+                        progress(len(batch.results), total, result)
+                    submit_next()
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return batch
+
+
+def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:
+    try:
+        submission = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return False
+    return all(
+        g.auto_score is not None or g.cell.cell_type == "markdown"
+        for nb in submission.notebooks
+        for g in nb.grades
+    )
+
+
+def _absolute_db_url(url: str, course_dir: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str(course_dir / url[len(prefix) :])
+    return url
+
+
+def progress_bar(stream=sys.stderr) -> Callable[[int, int, SubmissionResult | None], None]:
+    """A one-line progress bar (a line per result when not on a terminal)."""
+    started = time.monotonic()
+
+    def show(done: int, total: int, result: SubmissionResult | None) -> None:
+        elapsed = time.monotonic() - started
+        if stream.isatty():
+            width = 30
+            filled = width * done // max(total, 1)
+            stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:5.0f} s")
+            if done == total:
+                stream.write("\n")
+        elif result is not None:
+            status = f"{result.score:g}" if result.status == "graded" else f"error: {result.reason[:60]}"
+            stream.write(f"[{done}/{total}] {result.student}: {status}  ({elapsed:.0f} s)\n")
+        stream.flush()
+
+    return show

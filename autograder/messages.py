@@ -1,0 +1,50 @@
+"""What the grader tells a student, in English and Russian."""
+
+TEXT: dict[str, dict[str, str]] = {
+    "passed": {"en": "passed", "ru": "пройдено"},
+    "failed": {"en": "failed", "ru": "не пройдено"},
+    "manual": {"en": "graded by the instructor", "ru": "проверяет преподаватель"},
+    "blank": {"en": "no answer", "ru": "нет ответа"},
+    "not_written": {
+        "en": "the answer is not written yet (NotImplementedError)",
+        "ru": "ответ ещё не написан (NotImplementedError)",
+    },
+    "error": {"en": "the code raised {ename}: {evalue}", "ru": "код выбросил {ename}: {evalue}"},
+    "error_hidden": {
+        "en": "the code raised {ename} on the grader's own inputs",
+        "ru": "код выбросил {ename} на входных данных проверяющего",
+    },
+    "stderr": {
+        "en": "the cell printed a warning or an error (stderr), which nbgrader scores as a failure",
+        "ru": "ячейка вывела предупреждение или ошибку (stderr), это засчитывается как неудача",
+    },
+    "missing": {
+        "en": "the answer cell {grade_id} is missing from the submission",
+        "ru": "в работе нет ячейки ответа {grade_id}",
+    },
+    "stopped": {"en": "not run: {reason}", "ru": "не выполнено: {reason}"},
+    "title": {"en": "Feedback", "ru": "Отзыв"},
+    "exercise": {"en": "Exercise", "ru": "Упражнение"},
+    "points": {"en": "Points", "ru": "Баллы"},
+    "result": {"en": "Result", "ru": "Результат"},
+    "details": {"en": "Details", "ru": "Подробности"},
+    "total": {"en": "Total", "ru": "Итого"},
+    "student": {"en": "Student", "ru": "Студент"},
+    "assignment": {"en": "Assignment", "ru": "Задание"},
+    "submitted_at": {"en": "Submitted", "ru": "Сдано"},
+    "late": {"en": "late by {duration}", "ru": "опоздание {duration}"},
+    "not_graded": {
+        "en": "This submission could not be graded: {reason}",
+        "ru": "Работу не удалось проверить: {reason}",
+    },
+    "notices": {"en": "Notes from the grader", "ru": "Замечания проверяющей системы"},
+    "hidden_note": {
+        "en": "Tests marked hidden ran on inputs you did not see; only their verdict is shown.",
+        "ru": "Скрытые тесты запускались на данных, которых вы не видели; показан только их итог.",
+    },
+    "hidden": {"en": "hidden", "ru": "скрытый"},
+}
+
+
+def text(key: str, lang: str, **fields) -> str:
+    return TEXT[key][lang if lang in TEXT[key] else "en"].format(**fields)

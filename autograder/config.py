@@ -37,3 +37,12 @@ def nbgrader_api(config: Config) -> NbGraderAPI:
     api = NbGraderAPI(coursedir=coursedir, config=config)
     api.log_level = "WARN"
     return api
+
+
+def gradebook_url(config: Config, course_dir: Path) -> str:
+    """The gradebook's database URL, with a relative SQLite path made absolute to the course."""
+    url = config.CourseDirectory.db_url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str(Path(course_dir) / url[len(prefix) :])
+    return url

@@ -23,7 +23,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from traitlets.config import Config
 
 from autograder import LANGUAGES, notebooks
-from autograder.config import load_config, nbgrader_api
+from autograder.config import gradebook_url, load_config, nbgrader_api
 from autograder.runner import DEFAULT_LIMITS, Limits, run_notebook
 from autograder.score import CellResult, score_run
 from autograder.submission import InvalidSubmission, Template, assemble, build_template, detect_language, load
@@ -244,7 +244,7 @@ def grade_assignment(
 ) -> Batch:
     course_dir = Path(course_dir).resolve()
     config = load_config(course_dir)
-    db_url = db_url or _absolute_db_url(config.CourseDirectory.db_url, course_dir)
+    db_url = db_url or gradebook_url(config, course_dir)
     ignore_pattern = config.IgnorePattern.pattern if config.IgnorePattern.get("enabled", False) else ""
     templates = load_templates(course_dir, assignment)
     ensure_assignment_in_gradebook(course_dir, assignment, db_url)
@@ -311,13 +311,6 @@ def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:
         for nb in submission.notebooks
         for g in nb.grades
     )
-
-
-def _absolute_db_url(url: str, course_dir: Path) -> str:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
-        return prefix + str(course_dir / url[len(prefix) :])
-    return url
 
 
 def progress_bar(stream=sys.stderr) -> Callable[[int, int, SubmissionResult | None], None]:

@@ -46,6 +46,7 @@ class Template:
     nb: nbformat.NotebookNode
     grade_cells: list[GradeCell]
     answer_ids: list[str]
+    titles: dict[str, str]  # answer grade_id -> heading of its exercise, in this language
 
     @property
     def max_score(self) -> float:
@@ -63,12 +64,16 @@ class Assembled:
 
 def build_template(source_path: Path, language: str) -> Template:
     nb = select_language(notebooks.read(source_path), language)
-    grade_cells, answer_ids, exercise = [], [], ""
+    grade_cells, answer_ids, exercise, titles, heading = [], [], "", {}, ""
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and not meta:
+            headings = re.findall(r"^#+\s*(.+?)\s*$", cell.source, re.MULTILINE)
+            heading = headings[-1] if headings else heading
         if meta.get("solution"):
             answer_ids.append(meta["grade_id"])
             exercise = meta["grade_id"]
+            titles[exercise] = heading or exercise
         if meta.get("grade"):
             grade_cells.append(
                 GradeCell(
@@ -79,7 +84,7 @@ def build_template(source_path: Path, language: str) -> Template:
                     hidden="### BEGIN HIDDEN TESTS" in cell.source,
                 )
             )
-    return Template(source_path.stem, language, nb, grade_cells, answer_ids)
+    return Template(source_path.stem, language, nb, grade_cells, answer_ids, titles)
 
 
 def load(path: Path) -> nbformat.NotebookNode:

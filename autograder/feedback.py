@@ -1,0 +1,109 @@
+"""Feedback step: one HTML page per student, in the language they submitted.
+
+Built from the grading result only (points, verdicts, the checks' messages)
+and the gradebook (a person's scores for written answers). The source of the
+tests, hidden or not, is never read here, so it cannot reach a student.
+"""
+
+import html
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+
+from autograder.config import gradebook_url, load_config
+from autograder.grade import SubmissionResult, load_templates, read_result
+from autograder.messages import text
+from autograder.submission import Template
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #1f2933; }
+h1 { font-size: 1.5rem; } table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+th, td { border-bottom: 1px solid #d9e2ec; padding: .45rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f0f4f8; } .pass { color: #1f7a3a; font-weight: 600; } .fail { color: #b42318; font-weight: 600; }
+.manual { color: #8a6d00; font-weight: 600; } .total { font-size: 1.2rem; font-weight: 700; }
+pre { white-space: pre-wrap; margin: 0; font-size: .9rem; } .box { background: #fff4e5; padding: .8rem; border-radius: 6px; }
+.tag { font-size: .75rem; background: #e4e7eb; border-radius: 4px; padding: 0 .3rem; margin-left: .3rem; }
+"""
+
+
+def manual_scores(db_url: str, assignment: str, student: str) -> dict[str, float | None]:
+    """Scores a person gave in the gradebook (formgrader), by grade_id."""
+    with Gradebook(db_url) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return {}
+        return {g.name: g.manual_score for nb in submission.notebooks for g in nb.grades}
+
+
+def render(result: SubmissionResult, templates: dict[tuple[str, str], Template], manual: dict) -> str:
+    lang = result.language
+    esc = html.escape
+    rows, total, maximum = [], 0.0, 0.0
+    for notebook, cells in result.cells.items():
+        template = templates.get((notebook, lang)) or templates[(notebook, "en")]
+        for cell in cells:
+            score = manual.get(cell.grade_id) if manual.get(cell.grade_id) is not None else cell.score
+            total += score or 0
+            maximum += cell.points
+            if cell.kind == "written":
+                verdict = f'<span class="manual">{esc(text("manual", lang))}</span>'
+                if score is not None and manual.get(cell.grade_id) is None:
+                    verdict = f'<span class="fail">{esc(text("blank", lang))}</span>'
+            elif cell.passed:
+                verdict = f'<span class="pass">✔ {esc(text("passed", lang))}</span>'
+            else:
+                verdict = f'<span class="fail">✘ {esc(text("failed", lang))}</span>'
+            hidden = f'<span class="tag">{esc(text("hidden", lang))}</span>' if cell.hidden else ""
+            title = template.titles.get(cell.exercise, cell.exercise)
+            shown = "–" if score is None else f"{score:g}"
+            rows.append(
+                f"<tr><td>{esc(title)}<br><small>{esc(cell.grade_id)}</small>{hidden}</td>"
+                f"<td>{shown} / {cell.points:g}</td><td>{verdict}</td>"
+                f"<td><pre>{esc(cell.message if not cell.passed else '')}</pre></td></tr>"
+            )
+    parts = [
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
+        f"<title>{esc(text('title', lang))}: {esc(result.assignment)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(text('title', lang))}: {esc(result.assignment)}</h1>",
+        f"<p>{esc(text('student', lang))}: <b>{esc(result.student)}</b>"
+        + (f" · {esc(text('submitted_at', lang))}: {esc(result.timestamp)}" if result.timestamp else "")
+        + "</p>",
+        f'<p class="total">{esc(text("total", lang))}: {total:g} / {maximum:g}</p>',
+    ]
+    if result.status == "error":
+        parts.append(f'<p class="box">{esc(text("not_graded", lang, reason=result.reason))}</p>')
+    parts.append(
+        f"<table><tr><th>{esc(text('exercise', lang))}</th><th>{esc(text('points', lang))}</th>"
+        f"<th>{esc(text('result', lang))}</th><th>{esc(text('details', lang))}</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+    parts.append(f"<p><small>{esc(text('hidden_note', lang))}</small></p>")
+    if result.notices:
+        items = "".join(f"<li>{esc(n)}</li>" for n in result.notices)
+        parts.append(f"<h2>{esc(text('notices', lang))}</h2><ul>{items}</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_feedback(
+    course_dir: Path, assignment: str, student: str | None = None, db_url: str | None = None
+) -> list[Path]:
+    """``feedback/<student>/<assignment>/feedback.html`` for every graded student."""
+    course_dir = Path(course_dir).resolve()
+    db_url = db_url or gradebook_url(load_config(course_dir), course_dir)
+    templates = load_templates(course_dir, assignment)
+    graded = course_dir / "autograded"
+    students = [student] if student else sorted(p.name for p in graded.iterdir()) if graded.is_dir() else []
+    written = []
+    for name in students:
+        result = read_result(course_dir, name, assignment)
+        if result is None:
+            continue
+        page = render(result, templates, manual_scores(db_url, assignment, name))
+        path = course_dir / "feedback" / name / assignment / "feedback.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+        written.append(path)
+    return written

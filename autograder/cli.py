@@ -35,7 +35,13 @@ def cmd_release(args) -> int:
 def cmd_demo(args) -> int:
     from autograder.demo import run_demo
 
-    return run_demo(_course_dir(args), Path(args.out) if args.out else None)
+    return run_demo(
+        _course_dir(args),
+        Path(args.out) if args.out else None,
+        n_students=args.students,
+        only=args.assignment or None,
+        workers=args.workers,
+    )
 
 
 def cmd_grade(args) -> int:
@@ -85,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--db", help="gradebook database URL (default: the course's, sqlite:///gradebook.db)")
     grade.set_defaults(func=cmd_grade)
 
-    demo = verbs.add_parser("demo", help="release, then grade solved and blank notebooks of every lesson")
+    demo = verbs.add_parser("demo", help="the whole instructor workflow on a synthetic class")
+    demo.add_argument("--students", type=int, default=40, help="size of the class (default 40)")
     demo.add_argument("--out", help="folder for the demo's files (default: a new temporary folder)")
+    demo.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    demo.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

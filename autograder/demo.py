@@ -1,83 +1,90 @@
-"""The main job on the course itself: release, then grade a solved and a blank
-notebook of every lesson in every language, in a scratch folder.
+"""The instructor's whole job on a synthetic class, in a scratch course directory.
 
-It checks both sides of grading: a fully solved notebook earns every
-autograded point, an untouched release earns none.
+release -> a class of N students (correct, partial, wrong and blank answers, in
+English and Russian, a few broken files) downloaded as an LMS would give it ->
+collect -> grade -> feedback -> export -> report. The repository is only read.
 """
 
+import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from collections import defaultdict
 from pathlib import Path
 
-from autograder import LANGUAGES, notebooks
-from autograder.nbgrader_autograde import autograde, prepare_course
+from autograder.collect import collect
+from autograder.export import export_csv
+from autograder.feedback import write_feedback
+from autograder.grade import grade_assignment, progress_bar, read_result
 from autograder.release import assignments, release
-from autograder.solutions import solve
+from autograder.report import write_report
+from autograder.synthetic import roster, write_class
 
 
-@dataclass(frozen=True)
-class DemoRow:
-    assignment: str
-    language: str
-    kind: str  # "solved" or "blank"
-    auto_score: float
-    auto_max: float
-    manual_max: float
+def scratch_course(course_dir: Path, target: Path) -> Path:
+    """A new course directory with the lessons and configuration of ``course_dir``."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(course_dir / "source", target / "source", dirs_exist_ok=True)
+    shutil.copy2(course_dir / "nbgrader_config.py", target / "nbgrader_config.py")
+    return target
 
 
-def grade_solved_and_blank(course_dir: Path, workdir: Path) -> list[DemoRow]:
-    course_dir, workdir = Path(course_dir).resolve(), Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    release_dir = workdir / "release"
-    release(course_dir, release_dir, db_url=f"sqlite:///{workdir / 'release.db'}")
-    rows = []
-    for assignment in assignments(course_dir):
-        config = prepare_course(course_dir, workdir / "course" / assignment, assignment)
-        sources = {
-            p.stem: notebooks.read(p) for p in sorted((course_dir / "source" / assignment).glob("*.ipynb"))
-        }
-        for lang in LANGUAGES:
-            released = {name: release_dir / lang / assignment / f"{name}.ipynb" for name in sources}
-            solved = {}
-            for name, path in released.items():
-                solved[name] = workdir / "solved" / lang / assignment / f"{name}.ipynb"
-                notebooks.write(solve(notebooks.read(path), sources[name]), solved[name])
-            for kind, files in (("solved", solved), ("blank", released)):
-                scores = autograde(config, assignment, f"{kind}-{lang}", files)
-                cells = [c for per_nb in scores.values() for c in per_nb.values()]
-                rows.append(
-                    DemoRow(
-                        assignment=assignment,
-                        language=lang,
-                        kind=kind,
-                        auto_score=sum(c.score or 0 for c in cells if c.auto),
-                        auto_max=sum(c.max_score for c in cells if c.auto),
-                        manual_max=sum(c.max_score for c in cells if not c.auto),
-                    )
-                )
-    return rows
+def run_demo(
+    course_dir: Path,
+    out: Path | None = None,
+    n_students: int = 40,
+    only: list[str] | None = None,
+    workers: int | None = None,
+) -> int:
+    started = time.monotonic()
+    workdir = Path(out).resolve() if out else Path(tempfile.mkdtemp(prefix="autograder-demo-"))
+    print(f"Demo course in {workdir} (the repository is left unchanged)\n", flush=True)
+    course = scratch_course(Path(course_dir).resolve(), workdir / "course")
+    release(course)
+    students = roster(n_students)
+    chosen = only or assignments(course)
+    for assignment in chosen:
+        lms = workdir / "lms-download" / assignment
+        write_class(course, course / "release", assignment, students, lms)
+        report = collect(course, assignment, lms)
+        print(f"collect {assignment}: {report.summary()}")
+        print(f"grade {assignment}:", flush=True)
+        batch = grade_assignment(course, assignment, workers=workers, progress=progress_bar())
+        print(batch.summary() + "\n", flush=True)
+        write_feedback(course, assignment)
+    grades = course / "grades.csv"
+    rows = export_csv(course, grades)
+    page = write_report(course, course / "report")
 
-
-def format_table(rows: list[DemoRow]) -> str:
-    lines = [f"{'assignment':<22}{'lang':<6}{'submission':<12}{'autograded':>12}{'manual (to grade)':>20}"]
-    for r in rows:
-        lines.append(
-            f"{r.assignment:<22}{r.language:<6}{r.kind:<12}"
-            f"{f'{r.auto_score:g}/{r.auto_max:g}':>12}{f'{r.manual_max:g} pts':>20}"
-        )
-    return "\n".join(lines)
-
-
-def run_demo(course_dir: Path, out: Path | None = None) -> int:
-    workdir = Path(out) if out else Path(tempfile.mkdtemp(prefix="autograder-demo-"))
-    print(f"Releasing and grading in {workdir} (the repository is left unchanged)...", flush=True)
-    rows = grade_solved_and_blank(course_dir, workdir)
-    print(format_table(rows))
-    print(
-        f"\nStudent notebooks: {workdir / 'release'}\nGraded notebooks:  {workdir / 'course'}/*/autograded/"
-    )
-    wrong = [r for r in rows if r.auto_score != (r.auto_max if r.kind == "solved" else 0)]
-    if wrong:
-        print(f"\n{len(wrong)} result(s) differ from expectation: solved should earn all points, blank none.")
-        return 1
+    print(summary_table(course, chosen, students))
+    print(f"\nfinished in {time.monotonic() - started:.0f} s")
+    print(f"  student notebooks:  {course / 'release'}")
+    print(f"  submissions:        {course / 'submitted'}")
+    print(f"  feedback (HTML):    {course / 'feedback'}/<student>/<assignment>/feedback.html")
+    print(f"  grades ({rows} rows): {grades}")
+    print(f"  report:             {page}")
+    print(f"  gradebook:          {course / 'gradebook.db'} (nbgrader commands work in {course})")
     return 0
+
+
+def summary_table(course: Path, chosen: list[str], students) -> str:
+    profile = {s.student: (s.broken and f"broken:{s.broken}") or s.profile for s in students}
+    scores = defaultdict(list)
+    errors = defaultdict(int)
+    maximum = {}
+    for assignment in chosen:
+        for s in students:
+            result = read_result(course, s.student, assignment)
+            if result is None:
+                continue
+            key = (assignment, profile[s.student])
+            scores[key].append(result.score)
+            errors[key] += result.status == "error"
+            maximum[assignment] = max(
+                maximum.get(assignment, 0),
+                sum(c.points for cs in result.cells.values() for c in cs if c.kind == "test"),
+            )
+    lines = [f"{'assignment':<20}{'students':<28}{'n':>4}{'mean score':>12}{'errors':>8}"]
+    for (assignment, kind), values in sorted(scores.items()):
+        mean = f"{sum(values) / len(values):.1f}/{maximum[assignment]:g}"
+        lines.append(f"{assignment:<20}{kind:<28}{len(values):>4}{mean:>12}{errors[(assignment, kind)]:>8}")
+    return "\n".join(lines)

@@ -39,7 +39,11 @@ def collect_rows(course_dir: Path, db_url: str | None = None) -> tuple[list[str]
             ]
             cell_columns += cells
             for student in sorted(gb.students, key=lambda s: s.id):
-                row = {"student_id": student.id, "assignment": assignment.name, "max_score": assignment.max_score}
+                row = {
+                    "student_id": student.id,
+                    "assignment": assignment.name,
+                    "max_score": assignment.max_score,
+                }
                 try:
                     submission = gb.find_submission(assignment.name, student.id)
                 except MissingEntry:

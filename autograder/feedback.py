@@ -17,11 +17,16 @@ from autograder.submission import Template
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #1f2933; }
-h1 { font-size: 1.5rem; } table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
+h1 { font-size: 1.5rem; }
+table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
 th, td { border-bottom: 1px solid #d9e2ec; padding: .45rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f0f4f8; } .pass { color: #1f7a3a; font-weight: 600; } .fail { color: #b42318; font-weight: 600; }
-.manual { color: #8a6d00; font-weight: 600; } .total { font-size: 1.2rem; font-weight: 700; }
-pre { white-space: pre-wrap; margin: 0; font-size: .9rem; } .box { background: #fff4e5; padding: .8rem; border-radius: 6px; }
+th { background: #f0f4f8; }
+.pass { color: #1f7a3a; font-weight: 600; }
+.fail { color: #b42318; font-weight: 600; }
+.manual { color: #8a6d00; font-weight: 600; }
+.total { font-size: 1.2rem; font-weight: 700; }
+pre { white-space: pre-wrap; margin: 0; font-size: .9rem; }
+.box { background: #fff4e5; padding: .8rem; border-radius: 6px; }
 .tag { font-size: .75rem; background: #e4e7eb; border-radius: 4px; padding: 0 .3rem; margin-left: .3rem; }
 """
 
@@ -64,7 +69,8 @@ def render(result: SubmissionResult, templates: dict[tuple[str, str], Template],
             )
     parts = [
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
-        f"<title>{esc(text('title', lang))}: {esc(result.assignment)}</title><style>{STYLE}</style></head><body>",
+        f"<title>{esc(text('title', lang))}: {esc(result.assignment)}</title>",
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>{esc(text('title', lang))}: {esc(result.assignment)}</h1>",
         f"<p>{esc(text('student', lang))}: <b>{esc(result.student)}</b>"
         + (f" · {esc(text('submitted_at', lang))}: {esc(result.timestamp)}" if result.timestamp else "")

@@ -7,7 +7,10 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 from traitlets.config import Config
 
+from autograder import LANGUAGES, notebooks
 from autograder.config import load_config, nbgrader_api
+from autograder.release import assignments, release
+from autograder.solutions import solve
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,59 @@ def read_scores(db_url: str, assignment: str, student: str) -> dict[str, dict[st
             }
             for notebook in submission.notebooks
         }
+
+
+@dataclass(frozen=True)
+class TwoSidedRow:
+    assignment: str
+    language: str
+    kind: str  # "solved" or "blank"
+    auto_score: float
+    auto_max: float
+    manual_max: float
+
+
+def grade_solved_and_blank(course_dir: Path, workdir: Path) -> list[TwoSidedRow]:
+    """Release every lesson, then grade with plain nbgrader, in each language, a notebook
+    with every answer from the source ("solved": must earn every autograded point) and
+    the untouched release ("blank": must earn none)."""
+    course_dir, workdir = Path(course_dir).resolve(), Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    release_dir = workdir / "release"
+    release(course_dir, release_dir, db_url=f"sqlite:///{workdir / 'release.db'}")
+    rows = []
+    for assignment in assignments(course_dir):
+        config = prepare_course(course_dir, workdir / "course" / assignment, assignment)
+        sources = {
+            p.stem: notebooks.read(p) for p in sorted((course_dir / "source" / assignment).glob("*.ipynb"))
+        }
+        for lang in LANGUAGES:
+            released = {name: release_dir / lang / assignment / f"{name}.ipynb" for name in sources}
+            solved = {}
+            for name, path in released.items():
+                solved[name] = workdir / "solved" / lang / assignment / f"{name}.ipynb"
+                notebooks.write(solve(notebooks.read(path), sources[name]), solved[name])
+            for kind, files in (("solved", solved), ("blank", released)):
+                scores = autograde(config, assignment, f"{kind}-{lang}", files)
+                cells = [c for per_nb in scores.values() for c in per_nb.values()]
+                rows.append(
+                    TwoSidedRow(
+                        assignment=assignment,
+                        language=lang,
+                        kind=kind,
+                        auto_score=sum(c.score or 0 for c in cells if c.auto),
+                        auto_max=sum(c.max_score for c in cells if c.auto),
+                        manual_max=sum(c.max_score for c in cells if not c.auto),
+                    )
+                )
+    return rows
+
+
+def format_table(rows: list[TwoSidedRow]) -> str:
+    lines = [f"{'assignment':<22}{'lang':<6}{'submission':<12}{'autograded':>12}{'manual (to grade)':>20}"]
+    for r in rows:
+        lines.append(
+            f"{r.assignment:<22}{r.language:<6}{r.kind:<12}"
+            f"{f'{r.auto_score:g}/{r.auto_max:g}':>12}{f'{r.manual_max:g} pts':>20}"
+        )
+    return "\n".join(lines)

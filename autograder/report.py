@@ -11,14 +11,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from autograder.grade import SubmissionResult, read_result  # noqa: E402
+from autograder.grade import SubmissionResult, read_result
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; color: #1f2933; }
-table { border-collapse: collapse; margin: 1rem 0; } td, th { border-bottom: 1px solid #d9e2ec; padding: .35rem .6rem;
-text-align: left; vertical-align: top; } th { background: #f0f4f8; } img { max-width: 100%; }
+table { border-collapse: collapse; margin: 1rem 0; }
+td, th { border-bottom: 1px solid #d9e2ec; padding: .35rem .6rem; text-align: left; vertical-align: top; }
+th { background: #f0f4f8; }
+img { max-width: 100%; }
 """
 
 
@@ -63,8 +65,8 @@ def write_report(course_dir: Path, out: Path, top: int = 3) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     esc = html.escape
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title><style>{STYLE}</style>"]
-    parts.append("</head><body><h1>Grading report</h1>")
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title>"]
+    parts.append(f"<style>{STYLE}</style></head><body><h1>Grading report</h1>")
     for assignment, results in load_results(course_dir).items():
         graded = [r for r in results if r.status == "graded"]
         failed = [r for r in results if r.status == "error"]
@@ -92,7 +94,9 @@ def write_report(course_dir: Path, out: Path, top: int = 3) -> Path:
             _plot_pass_rates(rates, out / f"{assignment}_pass_rates.png")
             parts.append(f"<img src='{esc(assignment)}_pass_rates.png' alt='pass rate per test'>")
         if messages:
-            parts.append("<h3>Most frequent failures</h3><table><tr><th>exercise</th><th>message</th><th>n</th></tr>")
+            parts.append(
+                "<h3>Most frequent failures</h3><table><tr><th>exercise</th><th>message</th><th>n</th></tr>"
+            )
             for exercise, counter in sorted(messages.items()):
                 for message, count in counter.most_common(top):
                     parts.append(f"<tr><td>{esc(exercise)}</td><td>{esc(message)}</td><td>{count}</td></tr>")

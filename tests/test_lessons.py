@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from autograder import LANGUAGES, notebooks
-from autograder.demo import grade_solved_and_blank
 from autograder.language import SETUP_TAG, cell_language
+from autograder.nbgrader_autograde import grade_solved_and_blank
 from autograder.release import assignments, release
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -64,6 +64,43 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from autograder.collect import collect
+
+    source = Path(args.source)
+    if not source.exists():
+        sys.exit(f"error: {source} does not exist: give a folder of submissions or a zip file")
+    print(collect(_course_dir(args), args.assignment, source).summary())
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    from autograder.feedback import write_feedback
+
+    pages = write_feedback(_course_dir(args), args.assignment, args.student, db_url=args.db)
+    print(f"{len(pages)} feedback page(s) in feedback/<student>/{args.assignment}/feedback.html")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from autograder.export import export_csv
+
+    course = _course_dir(args)
+    target = Path(args.to) if args.to else course / "grades.csv"
+    rows = export_csv(course, target, db_url=args.db)
+    print(f"{rows} row(s) written to {target}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from autograder.report import write_report
+
+    course = _course_dir(args)
+    page = write_report(course, Path(args.out) if args.out else course / "report")
+    print(f"report: {page}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     parser.add_argument("--course-dir", default=".", help="course directory (default: .)")
@@ -90,6 +127,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grade.add_argument("--db", help="gradebook database URL (default: the course's, sqlite:///gradebook.db)")
     grade.set_defaults(func=cmd_grade)
+
+    collect = verbs.add_parser("collect", help="copy submissions into submitted/<student>/<assignment>/")
+    collect.add_argument("assignment")
+    collect.add_argument(
+        "--from", dest="source", required=True, help="folder of submissions or a zip (LMS download)"
+    )
+    collect.set_defaults(func=cmd_collect)
+
+    feedback = verbs.add_parser("feedback", help="one HTML feedback page per graded student")
+    feedback.add_argument("assignment")
+    feedback.add_argument("--student", help="only this student")
+    feedback.add_argument("--db", help="gradebook database URL (default: the course's)")
+    feedback.set_defaults(func=cmd_feedback)
+
+    export = verbs.add_parser("export", help="grades as CSV, one row per student and assignment")
+    export.add_argument("--to", help="CSV file to write (default: grades.csv)")
+    export.add_argument("--db", help="gradebook database URL (default: the course's)")
+    export.set_defaults(func=cmd_export)
+
+    report = verbs.add_parser("report", help="an HTML report with plots: where the class struggles")
+    report.add_argument("--out", help="folder for report.html and its plots (default: report/)")
+    report.set_defaults(func=cmd_report)
 
     demo = verbs.add_parser("demo", help="the whole instructor workflow on a synthetic class")
     demo.add_argument("--students", type=int, default=40, help="size of the class (default 40)")

@@ -60,7 +60,9 @@ def collect_rows(course_dir: Path, db_url: str | None = None) -> tuple[list[str]
                 }
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
-                        row[f"{assignment.name}:{grade.name}"] = "" if grade.score is None else grade.score
+                        # nbgrader counts "not graded yet" as 0; the CSV leaves it empty instead
+                        pending = grade.manual_score is None and grade.auto_score is None
+                        row[f"{assignment.name}:{grade.name}"] = "" if pending else grade.score
                 rows.append(row)
     return FIXED_COLUMNS + cell_columns, rows
 

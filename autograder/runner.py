@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from jupyter_client import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -40,8 +41,11 @@ def run_notebook(
 
 
 def _run(nb, limits: Limits, scratch: Path, env: dict) -> RunResult:
+    # The kernel talks to us over Unix sockets in the scratch folder, not TCP ports.
+    manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(scratch / "kernel"))
     client = NotebookClient(
         nb,
+        km=manager,
         timeout=limits.cell_seconds,
         interrupt_on_timeout=False,
         allow_errors=True,
@@ -52,7 +56,7 @@ def _run(nb, limits: Limits, scratch: Path, env: dict) -> RunResult:
     kernel_env = dict(os.environ, COURSE_DEVICE=os.environ.get("COURSE_DEVICE", "cpu"), **env)
     deadline = time.monotonic() + limits.notebook_seconds
     stopped, stopped_at = None, None
-    with client.setup_kernel(env=kernel_env, cwd=str(scratch)):
+    with client.setup_kernel(env=kernel_env, cwd=str(scratch), cleanup_kc=True):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue

@@ -7,7 +7,9 @@ English or Russian, plus a few ``broken`` files an instructor really receives.
 Files are written as an LMS download: loose ``<student>_<notebook>.ipynb``.
 """
 
+import io
 import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,8 @@ from autograder.solutions import solution_sources
 
 PROFILES = ("correct", "partial", "wrong", "blank")
 BROKEN = ("invalid_json", "empty", "renamed", "deleted_tests", "duplicated_answer", "wrong_kernel")
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)")
+_REGION = re.compile(r"### BEGIN SOLUTION[^\n]*\n(?P<body>.*?)^[ \t]*### END SOLUTION", re.S | re.M)
+_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
 
 
 @dataclass(frozen=True)
@@ -27,20 +30,43 @@ class SyntheticStudent:
     broken: str | None = None
 
 
-def slip(answer: str) -> str:
-    """The answer with its first number changed, or unchanged if it has none."""
-    match = _NUMBER.search(answer)
+def slip(cell_source: str) -> str:
+    """The answer of a source solution cell with a plausible mistake in it.
+
+    The first number in the solution region's code (not in its strings or
+    comments) is changed; with no number there, its first ``return`` returns None.
+    """
+    match = _REGION.search(cell_source)
     if not match:
-        return answer
-    value = match[1]
-    changed = str(float(value) + 1) if "." in value else str(int(value) + 1)
-    return answer[: match.start()] + changed + answer[match.end() :]
+        return _MARKER.sub("", cell_source)
+    region = match["body"]
+    mutated = region
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(region).readline))
+    except (tokenize.TokenError, IndentationError):
+        tokens = []
+    number = next((t for t in tokens if t.type == tokenize.NUMBER), None)
+    if number is not None:
+        lines = region.splitlines(keepends=True)
+        row, start, end = number.start[0] - 1, number.start[1], number.end[1]
+        value = number.string
+        changed = str(int(value) + 1) if value.isdigit() else repr(float(value) * 2)
+        lines[row] = lines[row][:start] + changed + lines[row][end:]
+        mutated = "".join(lines)
+    else:
+        mutated = re.sub(r"\breturn\b[^\n]*", "return None", region, count=1)
+    return _MARKER.sub("", cell_source[: match.start("body")] + mutated + cell_source[match.end("body") :])
 
 
 def answered(release_nb, source_nb, profile: str):
     """The release notebook with the profile's answers filled in."""
     nb = notebooks.copy(release_nb)
     answers = solution_sources(source_nb)
+    originals = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in source_nb.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
     position = 0
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -52,7 +78,7 @@ def answered(release_nb, source_nb, profile: str):
         if profile == "correct" or (profile == "partial" and position % 2 == 0):
             cell.source = answer
         elif profile == "wrong":
-            cell.source = slip(answer)
+            cell.source = slip(originals[meta["grade_id"]])
         position += 1
     return nb
 

@@ -46,20 +46,31 @@ def cmd_demo(args) -> int:
 
 def cmd_grade(args) -> int:
     from autograder.grade import grade_assignment, progress_bar
-    from autograder.runner import Limits
+    from autograder.sandbox import Limits, SandboxUnavailable
 
-    limits = Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout)
-    batch = grade_assignment(
-        _course_dir(args),
-        args.assignment,
-        student=args.student,
-        workers=args.workers,
-        force=args.force,
-        allow_unknown=not args.refuse_unknown,
-        limits=limits,
-        db_url=args.db,
-        progress=progress_bar(),
+    limits = Limits(
+        cell_seconds=args.cell_timeout,
+        notebook_seconds=args.notebook_timeout,
+        memory_bytes=int(args.memory_mb * 2**20),
+        processes=args.processes,
+        output_bytes=int(args.output_mb * 2**20),
     )
+    try:
+        batch = grade_assignment(
+            _course_dir(args),
+            args.assignment,
+            student=args.student,
+            workers=args.workers,
+            force=args.force,
+            allow_unknown=not args.refuse_unknown,
+            limits=limits,
+            db_url=args.db,
+            progress=progress_bar(),
+            unsafe=args.unsafe_no_sandbox,
+        )
+    except SandboxUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(batch.summary())
     return 0
 
@@ -125,7 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument(
         "--notebook-timeout", type=float, default=300, help="seconds per notebook (default 300)"
     )
+    grade.add_argument("--memory-mb", type=float, default=2048, help="memory per notebook, MB (default 2048)")
+    grade.add_argument(
+        "--processes", type=int, default=256, help="processes and threads per notebook (default 256)"
+    )
+    grade.add_argument("--output-mb", type=float, default=64, help="output per notebook, MB (default 64)")
     grade.add_argument("--db", help="gradebook database URL (default: the course's, sqlite:///gradebook.db)")
+    grade.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run student code WITHOUT isolation (no bubblewrap); every result records it",
+    )
     grade.set_defaults(func=cmd_grade)
 
     collect = verbs.add_parser("collect", help="copy submissions into submitted/<student>/<assignment>/")

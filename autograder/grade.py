@@ -24,7 +24,8 @@ from traitlets.config import Config
 
 from autograder import LANGUAGES, notebooks
 from autograder.config import gradebook_url, load_config, nbgrader_api
-from autograder.runner import DEFAULT_LIMITS, Limits, run_notebook
+from autograder.run import run_in_sandbox
+from autograder.sandbox import DEFAULT_LIMITS, Limits, WorkerPool, check_available
 from autograder.score import CellResult, score_run
 from autograder.submission import InvalidSubmission, Template, assemble, build_template, detect_language, load
 
@@ -118,8 +119,45 @@ def submitted_at(folder: Path) -> str:
     return datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
 
 
+class ReferenceFailed(RuntimeError):
+    """The instructor's own solution does not pass its tests in the grader: fix the lesson first."""
+
+
+def reference_records(pool: WorkerPool, templates: dict, limits: Limits) -> dict[str, dict[str, list[dict]]]:
+    """What every check receives from the instructor's solution: ``{notebook: {grade_id: reports}}``.
+
+    Test cells are language-neutral, so one language's run serves both.
+    """
+    references = {}
+    for (name, lang), template in sorted(templates.items()):
+        if name in references:
+            continue
+        run = run_in_sandbox(pool, notebooks.copy(template.nb), limits)
+        failing = []
+        for cell in run.nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade") and cell.cell_type == "code":
+                errors = [o for o in cell.outputs if o.output_type == "error"]
+                if errors or run.stopped:
+                    reason = f"{errors[0].ename}: {errors[0].evalue}" if errors else run.stopped
+                    failing.append(f"{meta['grade_id']} ({reason})")
+        if failing:
+            raise ReferenceFailed(
+                f"the solution in source/ of {name} ({lang}) fails in the grader: {'; '.join(failing)}"
+            )
+        references[name] = run.records
+    return references
+
+
 def grade_one(
-    student: str, assignment: str, folder: Path, templates: dict, ignore_pattern: str, limits: Limits
+    student: str,
+    assignment: str,
+    folder: Path,
+    templates: dict,
+    ignore_pattern: str,
+    limits: Limits,
+    pool: WorkerPool,
+    references: dict,
 ) -> SubmissionResult:
     """Grade one student's folder; never raises for anything the student did."""
     started = time.monotonic()
@@ -149,10 +187,10 @@ def grade_one(
             continue
         result.language = lang
         result.notices += assembled.notices
-        run = run_notebook(assembled.nb, limits)
+        run = run_in_sandbox(pool, assembled.nb, limits)
         if run.stopped:
             result.notices.append(f"{name}: stopped at cell {run.stopped_at}: {run.stopped}")
-        result.cells[name] = score_run(run, template, assembled, ignore_pattern)
+        result.cells[name] = score_run(run, template, assembled, ignore_pattern, references[name])
         result.executed[name] = run.nb
     if problems:
         result.status, result.reason = "error", "; ".join(problems)
@@ -241,8 +279,16 @@ def grade_assignment(
     limits: Limits = DEFAULT_LIMITS,
     db_url: str | None = None,
     progress: Callable[[int, int, SubmissionResult | None], None] | None = None,
+    unsafe: bool = False,
 ) -> Batch:
+    """Grade every submission of ``assignment`` (or one student's) into the gradebook.
+
+    Student code runs in bubblewrap sandboxes; without bubblewrap this raises
+    SandboxUnavailable unless ``unsafe`` is set, which every result then records.
+    """
     course_dir = Path(course_dir).resolve()
+    if not unsafe:
+        check_available()
     config = load_config(course_dir)
     db_url = db_url or gradebook_url(config, course_dir)
     ignore_pattern = config.IgnorePattern.pattern if config.IgnorePattern.get("enabled", False) else ""
@@ -265,14 +311,29 @@ def grade_assignment(
     total = len(todo)
     if progress:
         progress(0, total, None)
-    workers = workers or os.cpu_count() or 1
-    with Gradebook(db_url) as gb, ThreadPoolExecutor(max_workers=workers) as pool:
+    workers = max(1, min(workers or os.cpu_count() or 1, total or 1))
+    with (
+        WorkerPool(workers, unsafe=unsafe) as sandboxes,
+        Gradebook(db_url) as gb,
+        ThreadPoolExecutor(workers) as pool,
+    ):
+        references = reference_records(sandboxes, templates, limits) if todo else {}
         pending: dict[Future, str] = {}
         queue = iter(todo.items())
 
         def submit_next() -> None:
             for name, (folder, _) in queue:
-                future = pool.submit(grade_one, name, assignment, folder, templates, ignore_pattern, limits)
+                future = pool.submit(
+                    grade_one,
+                    name,
+                    assignment,
+                    folder,
+                    templates,
+                    ignore_pattern,
+                    limits,
+                    sandboxes,
+                    references,
+                )
                 pending[future] = name
                 return
 
@@ -285,6 +346,9 @@ def grade_assignment(
                     name = pending.pop(future)
                     result = future.result()
                     result.digest = todo[name][1]
+                    result.unsafe = unsafe
+                    if unsafe:
+                        result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
                     result.timestamp = submitted_at(todo[name][0])
                     if name not in {s.id for s in gb.students}:
                         result.notices.append(f"student {name} was not on the roster and has been added")

@@ -1,11 +1,12 @@
-"""Scoring the cells of a run the way nbgrader does, with a reason for every lost point.
+"""Scoring the cells of a run, with a reason for every lost point.
 
-A test cell scores its points when it ran and shows no error and nothing on
-stderr (library warnings excepted, as configured with ``IgnorePattern``); an
-``execute_result`` that is a number gives partial credit. This is
-``nbgrader.utils.determine_grade`` itself, so scores equal ``nbgrader
-autograde``'s. A cell that never ran because a limit stopped the notebook
-scores 0.
+Two conditions, both required. nbgrader's rule, applied by
+``nbgrader.utils.determine_grade`` itself so that scores equal ``nbgrader
+autograde``'s: the test cell ran and shows no error and nothing on stderr
+(library warnings excepted, as configured with ``IgnorePattern``); a number
+as its value gives partial credit. And the grader's own: the values its checks
+were given match the instructor's solution (``autograder.verify``). A cell
+that never ran because a limit stopped the notebook scores 0.
 """
 
 import re
@@ -14,8 +15,9 @@ from dataclasses import asdict, dataclass
 from nbgrader.utils import determine_grade
 
 from autograder.messages import text
-from autograder.runner import RunResult
+from autograder.run import Run
 from autograder.submission import Assembled, Template
+from autograder.verify import MISMATCH, cell_matches
 
 BLANK_ANSWER = "YOUR ANSWER HERE"
 
@@ -36,7 +38,7 @@ class CellResult:
 
 
 def score_run(
-    run: RunResult, template: Template, assembled: Assembled, ignore_pattern: str
+    run: Run, template: Template, assembled: Assembled, ignore_pattern: str, references: dict[str, list[dict]]
 ) -> list[CellResult]:
     lang = assembled.language
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): (i, c) for i, c in enumerate(run.nb.cells)}
@@ -55,12 +57,16 @@ def score_run(
             continue
         if grade.exercise in assembled.missing_answers:
             score, message = 0.0, text("missing", lang, grade_id=grade.exercise)
-        elif run.stopped_at is not None and index >= run.stopped_at:
-            score, message = 0.0, text("stopped", lang, reason=run.stopped)
+        elif index not in run.ran:
+            score, message = 0.0, text("stopped", lang, reason=run.stopped or "?")
         else:
             _drop_ignored_stderr(cell, ignore_pattern)
             score, _ = determine_grade(cell)
             message = "" if score == grade.points else _reason(cell, grade.hidden, lang)
+            if score and not cell_matches(
+                references.get(grade.grade_id, []), run.records.get(grade.grade_id, [])
+            ):
+                score, message = 0.0, MISMATCH[lang]
         results.append(
             CellResult(
                 grade.grade_id, "test", grade.exercise, grade.points, float(score), score == grade.points,

@@ -45,6 +45,15 @@ class CheckFailed(AssertionError):
     """A value did not pass a check; the message says why and what to do."""
 
 
+def _record(kind: str, name: str, actual: object, options: dict) -> None:
+    """Where each check reports what it was given.
+
+    A no-op in a notebook. The grader's sandbox runs the checks with its own
+    recorder, which sends the value to the grader; the grader compares it with
+    what the instructor's solution gives, in its own process.
+    """
+
+
 def _hint_text(hint: Hint) -> str | None:
     if hint is None:
         return None
@@ -164,6 +173,9 @@ def check_tensor(
     ``reveal=False`` the message never shows the expected values.
     """
     __tracebackhide__ = True
+    options = {"rtol": rtol, "atol": atol, "check_dtype": check_dtype, "requires_grad": requires_grad}
+    options |= {"is_leaf": is_leaf, "has_grad": has_grad, "device": device}
+    _record("tensor", name, actual, options)
     tensor = _require_tensor(name, actual, hint)
     want = _reference(expected)
 
@@ -239,6 +251,7 @@ def check_scalar(
 ) -> None:
     """Check that ``actual`` is a real number (or a one-element tensor) close to ``expected``."""
     __tracebackhide__ = True
+    _record("scalar", name, actual, {"rtol": rtol, "atol": atol})
     kind = _type(actual)
     if kind in _PLAIN_TENSOR_TYPES:
         if actual.numel() != 1:
@@ -293,6 +306,7 @@ def check_value(
     The type must match exactly: ``1`` is not ``True`` and ``"None"`` is not ``None``.
     """
     __tracebackhide__ = True
+    _record("value", name, actual, {})
     if _type(expected) not in _PLAIN_VALUE_TYPES:
         raise TypeError(f"check_value compares plain Python values, not {_describe(expected)}")
     if _type(actual) is not _type(expected):
@@ -312,6 +326,7 @@ def _safe_repr(value: object, limit: int = 80) -> str:
 def check_true(name: str, condition: object, *, hint: Hint = None) -> None:
     """Check that ``condition`` is the boolean ``True`` (not merely something truthy)."""
     __tracebackhide__ = True
+    _record("true", name, condition, {})
     if _type(condition) is not bool:
         _fail(name, message("not_bool", got=_describe(condition)), hint)
     if not condition:
@@ -338,6 +353,7 @@ def check_grad_fn_chain(name: str, tensor: object, expected: Sequence[str], *, h
     the chain must end where the list ends.
     """
     __tracebackhide__ = True
+    _record("chain", name, tensor, {"length": len(expected)})
     expected = list(expected)
     real = _require_tensor(name, tensor, hint)
     if real.grad_fn is None:

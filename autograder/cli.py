@@ -72,7 +72,7 @@ def cmd_grade(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(batch.summary())
-    return 0
+    return 1 if batch.grader_errors else 0
 
 
 def cmd_collect(args) -> int:

@@ -70,6 +70,7 @@ class Batch:
     results: list[SubmissionResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already graded, same files
     refused: list[str] = field(default_factory=list)  # not on the roster
+    grader_errors: int = 0  # submissions the grader itself failed on
 
     def summary(self) -> str:
         graded = sum(r.status == "graded" for r in self.results)
@@ -344,7 +345,12 @@ def grade_assignment(
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = pending.pop(future)
-                    result = future.result()
+                    try:
+                        result = future.result()
+                    except Exception as error:  # a bug of the grader: this student gets a result all the same
+                        result = SubmissionResult(student=name, assignment=assignment, status="error")
+                        result.reason = f"grader error ({type(error).__name__}: {error}); please report it"
+                        batch.grader_errors += 1
                     result.digest = todo[name][1]
                     result.unsafe = unsafe
                     if unsafe:

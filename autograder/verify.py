@@ -67,7 +67,7 @@ def same(reference: dict, student: dict) -> bool:
     if kind == "tensor":
         if want.get("t") != "tensor" or got.get("t") != "tensor":
             return want == got and want.get("t") not in ("other", "too_large")
-        tolerances = {k: options[k] for k in ("rtol", "atol") if options.get(k) is not None}
+        tolerances = {k: float(options[k]) for k in ("rtol", "atol") if options.get(k) is not None}
         if not _quietly(
             checks.check_tensor, "value", _tensor(got), _tensor(want),
             check_dtype=options.get("check_dtype", True), **tolerances,
@@ -88,8 +88,8 @@ def same(reference: dict, student: dict) -> bool:
         if want_value is None or got_value is None:
             return False
         return _quietly(
-            checks.check_scalar, "value", got_value, want_value, rtol=options.get("rtol", 1e-5),
-            atol=options.get("atol", 1e-8),
+            checks.check_scalar, "value", got_value, want_value, rtol=float(options.get("rtol", 1e-5)),
+            atol=float(options.get("atol", 1e-8)),
         )  # fmt: skip
     if kind == "chain":
         return got.get("t") == "tensor" and want.get("t") == "tensor" and got["chain"] == want["chain"]

@@ -84,6 +84,46 @@ def preimport() -> None:
                     setattr(backend, name, lambda seed: None)
 
 
+WARM_UP = """
+import matplotlib.pyplot as plt
+import torch
+
+torch.set_num_threads(1)
+x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+(x * x).backward(gradient=torch.ones(3, dtype=torch.float64))
+(g,) = torch.autograd.grad((x ** 3).sum(), x, create_graph=True)
+g.sum().backward()
+torch.autograd.functional.jacobian(lambda t: t.sin(), x.detach())
+torch.autograd.gradcheck(torch.sin, (x.detach().requires_grad_(),))
+w = torch.zeros(2, requires_grad=True)
+optimizers = (torch.optim.SGD([w], lr=0.1, momentum=0.9), torch.optim.Adam([w]), torch.optim.RMSprop([w]))
+for optimizer in optimizers:
+    optimizer.zero_grad()
+    ((w - 1) ** 2).sum().backward()
+    optimizer.step()
+lbfgs = torch.optim.LBFGS([w])
+def closure():
+    lbfgs.zero_grad()
+    loss = ((w - 1) ** 2).sum()
+    loss.backward()
+    return loss
+lbfgs.step(closure)
+figure, axes = plt.subplots()
+axes.plot([0, 1], [0, 1], label="x")
+axes.contour([[0, 1], [1, 0]])
+axes.legend()
+axes.set_title("warm-up")
+figure.canvas.draw()
+plt.close("all")
+"""
+
+
+def warm_up() -> None:
+    """Run what the lessons use once, so that torch's and matplotlib's lazy imports and caches
+    are loaded here, not in every child (where importing ctypes is refused)."""
+    exec(compile(WARM_UP, "<warm-up>", "exec"), {"__name__": "__warm_up__"})
+
+
 def limit_child(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     memory = limits.get("memory_bytes")
@@ -237,6 +277,7 @@ def forget_ctypes() -> None:
 def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     preimport()
+    warm_up()
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children cannot ptrace or read this process
     forget_ctypes()
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()

@@ -191,6 +191,10 @@ def grade_one(
         run = run_in_sandbox(pool, assembled.nb, limits)
         if run.stopped:
             result.notices.append(f"{name}: stopped at cell {run.stopped_at}: {run.stopped}")
+        if run.restored:
+            result.notices.append(
+                f"{name}: the notebook changed {', '.join(run.restored[:5])}; put back for the tests"
+            )
         result.cells[name] = score_run(run, template, assembled, ignore_pattern, references[name])
         result.executed[name] = run.nb
     if problems:

@@ -14,6 +14,7 @@ class Run:
     stopped: str | None = None
     stopped_at: int | None = None  # index of the cell that hit a limit
     ran: set[int] = field(default_factory=set)  # indexes of cells that ran to the end
+    restored: list[str] = field(default_factory=list)  # library attributes put back before tests
 
 
 def sandbox_cells(nb: nbformat.NotebookNode) -> list[dict]:
@@ -36,7 +37,9 @@ def sandbox_cells(nb: nbformat.NotebookNode) -> list[dict]:
 
 def run_in_sandbox(pool: WorkerPool, nb: nbformat.NotebookNode, limits: Limits = DEFAULT_LIMITS) -> Run:
     events = pool.run(sandbox_cells(nb), limits)
-    run = Run(nb=nb, stopped=events.stopped, stopped_at=events.stopped_at)
+    run = Run(
+        nb=nb, stopped=events.stopped, stopped_at=events.stopped_at, restored=sorted(set(events.restored))
+    )
     count = 0
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":

@@ -64,6 +64,7 @@ class RunEvents:
     started: list[int] = field(default_factory=list)
     stopped: str | None = None
     stopped_at: int | None = None
+    restored: list[str] = field(default_factory=list)  # library attributes the notebook changed
 
 
 def bwrap_path() -> str | None:
@@ -262,6 +263,8 @@ class Worker:
                         events.outputs[index] = message.get("outputs", [])
                     elif kind == "rec":
                         events.records.setdefault(index, []).append(message)
+                    elif kind == "note":
+                        events.restored += [str(n) for n in message.get("restored", [])][:20]
                     elif kind == "stopped":
                         events.stopped, events.stopped_at = message.get("why"), index
             except (SandboxBroken, BrokenPipeError, ValueError) as error:

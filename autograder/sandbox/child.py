@@ -233,9 +233,10 @@ def _build():
 _TOOLS = _build()
 
 
-def _assigned_names(tree: ast.Module) -> set[str]:
-    """Names a test cell binds at its top level: they stay notebook globals, as in a notebook."""
+def _assigned_names(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """(every name a test cell binds at its top level, the names of functions and classes it defines)."""
     names: set[str] = set()
+    definitions: set[str] = set()
 
     class Visitor(ast.NodeVisitor):
         def visit_Name(self, node):
@@ -244,11 +245,13 @@ def _assigned_names(tree: ast.Module) -> set[str]:
 
         def visit_FunctionDef(self, node):
             names.add(node.name)  # its body is its own scope
+            definitions.add(node.name)
 
         visit_AsyncFunctionDef = visit_FunctionDef
 
         def visit_ClassDef(self, node):
             names.add(node.name)
+            definitions.add(node.name)
 
         def visit_Lambda(self, node):
             pass
@@ -260,18 +263,25 @@ def _assigned_names(tree: ast.Module) -> set[str]:
         visit_ImportFrom = visit_Import
 
     Visitor().visit(tree)
-    return names
+    return names, definitions
 
 
 def compile_test_cell(source: str, filename: str) -> tuple[types.CodeType, list[str]]:
-    """A test cell as a function's code whose check functions and builtins are parameters."""
+    """A test cell as a function's code whose check functions and builtins are parameters.
+
+    Names the cell binds stay notebook globals (a spy must replace the student's
+    function where the student's code looks it up; later test cells may call a helper
+    defined here), except private ``_values``: those become locals, out of reach of the
+    student's code that the test calls.
+    """
     tree = ast.parse(source, filename)
     loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    assigned = _assigned_names(tree)
+    assigned, definitions = _assigned_names(tree)
     protected = sorted(n for n in loaded - assigned if n in CHECK_NAMES or n in _TOOLS["builtins"])
+    shared = sorted(n for n in assigned if not n.startswith("_") or n in definitions)
     body = list(tree.body) or [ast.Pass()]
-    if assigned:
-        body = [ast.Global(names=sorted(assigned)), *body]
+    if shared:
+        body = [ast.Global(names=shared), *body]
     arguments = ast.arguments(
         posonlyargs=[], args=[ast.arg(arg=n) for n in protected], kwonlyargs=[], kw_defaults=[], defaults=[]
     )
@@ -329,6 +339,45 @@ def _error_output(error: BaseException) -> dict:
     return {"output_type": "error", "ename": name, "evalue": text, "traceback": [f"{name}: {text}"]}
 
 
+def _guarded_objects() -> list:
+    """What test cells rely on, put back as it was before every test cell."""
+    import math
+
+    import numpy.testing
+    import torch.nn.functional
+    import torch.testing
+
+    import course
+
+    return [
+        builtins, math, np, numpy.testing, np.ndarray, torch, torch.Tensor, torch.nn.Parameter,
+        torch.nn.functional, torch.autograd, torch.linalg, torch.testing, torch.optim, course, _checks_module,
+    ]  # fmt: skip
+
+
+def _snapshot(objects: list) -> list[tuple[object, dict]]:
+    return [(obj, dict(vars(obj))) for obj in objects]
+
+
+def _restore(snapshot: list[tuple[object, dict]]) -> list[str]:
+    """Undo changes to the guarded modules and classes; names what was changed."""
+    changed = []
+    for obj, saved in snapshot:
+        current = vars(obj)
+        for name, value in saved.items():
+            if current.get(name, _MISSING) is not value:
+                setattr(obj, name, value)
+                changed.append(f"{getattr(obj, '__name__', '?')}.{name}")
+        if isinstance(obj, type):
+            for name in [n for n in current if n not in saved]:
+                delattr(obj, name)
+                changed.append(f"{obj.__name__}.{name}")
+    return changed
+
+
+_MISSING = object()
+
+
 def _make_worker(cells: list[dict], fd: int, done):
     tools = _TOOLS
     send = tools["make_sender"](fd)
@@ -346,6 +395,7 @@ def _make_worker(cells: list[dict], fd: int, done):
         )
 
     checks = tools["private_checks"](record)
+    snapshot, restore = _snapshot(_guarded_objects()), _restore
     prepared = []
     for cell in cells:
         filename = f"<cell {cell['index']}>"
@@ -372,6 +422,11 @@ def _make_worker(cells: list[dict], fd: int, done):
                     if problem is not None:
                         raise problem
                     if cell["kind"] == "test":
+                        for name in restore(snapshot):
+                            print(
+                                f"[grader] restored {name}, changed by the notebook, for this test",
+                                file=sys.stderr,
+                            )
                         _seed(cell.get("grade_id", ""))
                         code, names = compiled
                         test = function_type(code, user_ns, "__test_cell__")

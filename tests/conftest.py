@@ -143,3 +143,18 @@ def toy_course(toy_template_course, tmp_path) -> Path:
     course = tmp_path / "course"
     shutil.copytree(toy_template_course, course)
     return course
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The adversarial corpus's figures, at the end of the test output."""
+    import sys
+
+    module = sys.modules.get("test_adversarial")
+    figures = getattr(module, "FIGURES", None)
+    if figures:
+        tried, malformed = figures.get("tried", 0), figures.get("malformed", 0)
+        false_passes, crashes = figures.get("false passes", 0), figures.get("crashes", 0)
+        terminalreporter.write_line(
+            f"adversarial corpus: tried {tried} cheats and {malformed} malformed files; "
+            f"false passes {false_passes}; crashes {crashes}"
+        )

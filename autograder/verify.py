@@ -64,6 +64,8 @@ def same(reference: dict, student: dict) -> bool:
         return False
     kind, options = reference["k"], reference.get("o", {})
     want, got = reference["p"], student["p"]
+    if got.get("t") == "tampered":  # the code under test changed torch, NumPy or the course meanwhile
+        return False
     if kind == "tensor":
         if want.get("t") != "tensor" or got.get("t") != "tensor":
             return want == got and want.get("t") not in ("other", "too_large")

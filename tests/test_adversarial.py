@@ -156,12 +156,10 @@ def test_no_cheat_earns_points(graded_corpus, cheat):
     FIGURES["tried"] = FIGURES.get("tried", 0) + 1
     FIGURES["false passes"] = FIGURES.get("false passes", 0) + bool(earned)
     assert not earned, f"{cheat.name} ({cheat.trick}) earned {earned}"
-    # and the rest of the notebook was really graded: the trick cost only the cheated exercise
-    others = [
-        v for k, v in scores.items() if k not in tests and k.endswith(tuple(f"test{i}" for i in range(1, 9)))
-    ]
-    if not cheat.stops_the_run:
-        assert sum(others) == FULL_MARKS[assignment] - sum(POINTS[assignment][t] for t in tests), scores
+    # and the rest of the notebook was really graded (the corpus is not passing on empty runs)
+    others = [v or 0 for k, v in scores.items() if k in POINTS[assignment] and k not in tests]
+    if not cheat.costs_everything:
+        assert sum(others) > 0, scores
 
 
 @pytest.mark.parametrize("case", MALFORMED, ids=lambda c: c.name)

@@ -116,8 +116,7 @@ def sandbox_command(index: int, program: list[str] | None = None, staging: str |
     for number, path in enumerate(_read_only_paths()):
         if as_root and not _reachable_by_anyone(path):
             if staging is None:
-                staging = tempfile.mkdtemp(prefix="grader-stage-")
-                os.chmod(staging, 0o755)
+                raise SandboxUnavailable(f"{path} needs a staging folder to be bound for the worker")
             stage = os.path.join(staging, str(number))
             os.makedirs(stage, exist_ok=True)
             os.chmod(stage, 0o755)
@@ -171,6 +170,7 @@ def sandbox_command(index: int, program: list[str] | None = None, staging: str |
         "PYTHONHASHSEED": "0",
         "COURSE_DEVICE": os.environ.get("COURSE_DEVICE", "cpu"),
         "LANG": "C.UTF-8",
+        "GRADER_SANDBOXED": "1",
     }
     for name, value in environment.items():
         command += ["--setenv", name, value]
@@ -188,7 +188,13 @@ def check_available() -> None:
         raise SandboxUnavailable(f"{platform.system()} has no bubblewrap. {INSTALL_HINT}")
     if bwrap_path() is None:
         raise SandboxUnavailable(INSTALL_HINT)
-    probe = subprocess.run(sandbox_command(0, ["/bin/true"]), capture_output=True, text=True, timeout=30)
+    staging = tempfile.mkdtemp(prefix="grader-stage-")
+    os.chmod(staging, 0o755)
+    try:
+        command = sandbox_command(0, ["/bin/true"], staging=staging)
+        probe = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     if probe.returncode != 0:
         raise SandboxUnavailable(f"bwrap failed: {probe.stderr.strip()[:300]}. {INSTALL_HINT}")
 
@@ -210,9 +216,11 @@ class Worker:
         self.index, self.unsafe = index, unsafe
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
+        self.staging = tempfile.mkdtemp(prefix="grader-stage-")
+        os.chmod(self.staging, 0o755)
 
     def _start(self) -> None:
-        command = unsafe_command() if self.unsafe else sandbox_command(self.index)
+        command = unsafe_command() if self.unsafe else sandbox_command(self.index, staging=self.staging)
         environment = None
         if self.unsafe:
             environment = dict(
@@ -286,6 +294,7 @@ class Worker:
                 except OSError:
                     pass
             self.process = None
+        shutil.rmtree(self.staging, ignore_errors=True)  # empty mount points, unmounted with the sandbox
 
 
 class WorkerPool:

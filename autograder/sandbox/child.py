@@ -56,6 +56,12 @@ def _build():
         torch.Tensor, torch.nn.Parameter, torch.strided, torch.bfloat16, torch.float32,
     )  # fmt: skip
     _ascontiguous = np.ascontiguousarray
+    _function_modes = torch._C._len_torch_function_stack
+    _dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
+
+    def modes_active():
+        return _function_modes() > 0 or _dispatch_modes() > 0
+
     _numbers = (int, float, np.float16, np.float32, np.float64, np.int32, np.int64)
     _builtins = _dict(vars(builtins))
     frame_attributes = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
@@ -219,6 +225,7 @@ def _build():
                 raise _RuntimeError("reading process files in /proc is not allowed while grading")
 
     return {
+        "modes_active": modes_active,
         "audit": audit,
         "encode": encode,
         "make_sender": make_sender,
@@ -344,19 +351,34 @@ def _guarded_objects() -> list:
     import math
 
     import numpy.testing
+    import torch.autograd.function
+    import torch.autograd.graph
     import torch.nn.functional
     import torch.testing
 
     import course
 
     return [
-        builtins, math, np, numpy.testing, np.ndarray, torch, torch.Tensor, torch.nn.Parameter,
-        torch.nn.functional, torch.autograd, torch.linalg, torch.testing, torch.optim, course, _checks_module,
+        builtins, math, np, numpy.testing, np.ndarray, torch, torch._C, torch.Tensor, torch.nn.Parameter,
+        torch.nn.functional, torch.autograd, torch.autograd.graph, torch.autograd.function,
+        torch.autograd.Variable, torch.linalg, torch.testing, torch.optim, course, _checks_module,
     ]  # fmt: skip
 
 
 def _snapshot(objects: list) -> list[tuple[object, dict]]:
     return [(obj, dict(vars(obj))) for obj in objects]
+
+
+def _changed(snapshot: list[tuple[object, dict]]) -> list[str]:
+    """What differs from the snapshot now: a value replaced or removed, or, on a class, added
+    (it would shadow an inherited one). Modules gain attributes when submodules load lazily."""
+    changed = []
+    for obj, saved in snapshot:
+        current = vars(obj)
+        added = isinstance(obj, type) and len(current) != len(saved)
+        if added or any(current.get(name, _MISSING) is not value for name, value in saved.items()):
+            changed.append(getattr(obj, "__name__", "?"))
+    return changed
 
 
 def _restore(snapshot: list[tuple[object, dict]]) -> list[str]:
@@ -383,19 +405,25 @@ def _make_worker(cells: list[dict], fd: int, done):
     send = tools["make_sender"](fd)
     encode, function_type, base_exception = tools["encode"], tools["FunctionType"], tools["BaseException"]
     pristine = tools["builtins"]
+    modes_active = tools["modes_active"]
     position = [-1]
+    snapshot, restore, changed = _snapshot(_guarded_objects()), _restore, _changed
 
     def record(kind, name, actual, options):
+        # Whatever the code under test changed in torch, NumPy or the course since the test
+        # started could have watched the test compute its references: such a value does not count.
+        tampered = changed(snapshot) + (["a torch function or dispatch mode"] if modes_active() else [])
         try:
             payload = encode(kind, actual)
         except base_exception as error:  # an object that breaks when looked at is not a value
             payload = {"t": "other", "type": "unreadable: " + type(error).__name__}
+        if tampered:
+            payload = {"t": "tampered", "changed": tampered[:10]}
         send(
             {"e": "rec", "i": position[0], "k": kind, "n": str(name)[:200], "p": payload, "o": dict(options)}
         )
 
     checks = tools["private_checks"](record)
-    snapshot, restore = _snapshot(_guarded_objects()), _restore
     prepared = []
     for cell in cells:
         filename = f"<cell {cell['index']}>"

@@ -20,11 +20,15 @@ import select
 import shutil
 import signal
 import sys
+import tempfile
 import time
 
 PR_SET_DUMPABLE = 4
 MAX_FRAME_BYTES = 32 * 2**20
 SCRATCH_DIRS = ("/scratch", "/tmp", "/dev/shm")
+# Set by the sandbox. Without it (--unsafe-no-sandbox) this process shares the machine:
+# it must then clean up only its own child and folder, never /tmp or other processes.
+SANDBOXED = os.environ.get("GRADER_SANDBOXED") == "1"
 
 
 def read_exact(fd: int, n: int) -> bytes | None:
@@ -136,10 +140,8 @@ def limit_child(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
 
 
-def child_main(job: dict, write_fd: int) -> None:
+def child_main(job: dict, write_fd: int, workdir: str) -> None:
     os.setsid()
-    workdir = "/scratch/work"
-    os.makedirs(workdir, exist_ok=True)
     os.chdir(workdir)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -151,7 +153,8 @@ def child_main(job: dict, write_fd: int) -> None:
 
 
 def kill_everything_else() -> None:
-    """Kill every process in this sandbox but this one and the sandbox's init."""
+    """Kill every process in this sandbox (its own PID namespace) but this one and its init."""
+    assert SANDBOXED
     me = os.getpid()
     for _ in range(5):
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
@@ -166,6 +169,8 @@ def kill_everything_else() -> None:
 
 
 def wipe_scratch() -> None:
+    """Empty the sandbox's own scratch, /tmp and /dev/shm (private tmpfs mounts)."""
+    assert SANDBOXED
     for folder in SCRATCH_DIRS:
         if not os.path.isdir(folder):
             continue
@@ -286,20 +291,32 @@ def main() -> None:
         job = read_frame(stdin)
         if job is None:
             return
+        if SANDBOXED:
+            workdir = "/scratch/work"
+            os.makedirs(workdir, exist_ok=True)
+        else:
+            workdir = tempfile.mkdtemp(prefix="grade-unsafe-")
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(read_fd)
                 os.close(stdin)
-                child_main(job, write_fd)
+                child_main(job, write_fd, workdir)
             finally:
                 os._exit(0)
         os.close(write_fd)
         relay(job, pid, read_fd, stdout)
         os.close(read_fd)
-        kill_everything_else()
-        wipe_scratch()
+        if SANDBOXED:
+            kill_everything_else()
+            wipe_scratch()
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            shutil.rmtree(workdir, ignore_errors=True)
         write_frame(stdout, {"e": "job_end"})
 
 

@@ -31,7 +31,7 @@ class Cheat:
     trick: str  # what it tries, in a few words
     code: str  # the answer cell
     target: tuple[str, str, tuple[str, ...]] = SUMSQ  # (assignment, answer grade_id, test grade_ids)
-    stops_the_run: bool = False  # ends the notebook, so later exercises score 0 too
+    costs_everything: bool = False  # ends the run or poisons every later test, not only the cheated one
 
 
 CHEATS = [
@@ -213,7 +213,7 @@ for _path in _found:
         "exit-before-tests",
         "end the process cleanly so that the tests never run (nbgrader scores unrun test cells full)",
         WRONG_SUMSQ + "import os\nos._exit(0)\n",
-        stops_the_run=True,
+        costs_everything=True,
     ),
     Cheat("sys-exit", "raise SystemExit in the answer", WRONG_SUMSQ + "import sys\nsys.exit(0)\n"),
     Cheat(
@@ -221,13 +221,13 @@ for _path in _found:
         "kill the parent process and every process it can signal",
         WRONG_SUMSQ + "import os, signal\nfor _pid in (os.getppid(), 1, -1):\n"
         "    try:\n        os.kill(_pid, signal.SIGKILL)\n    except OSError:\n        pass\n",
-        stops_the_run=True,
+        costs_everything=True,
     ),
     Cheat(
         "infinite-loop",
         "hang the batch",
         "def grad_sum_squares_scaled(X):\n    while True:\n        pass\n",
-        stops_the_run=True,
+        costs_everything=True,
     ),
     Cheat(
         "memory-bomb",
@@ -238,7 +238,7 @@ for _path in _found:
         "fork-bomb",
         "exhaust the process table",
         WRONG_SUMSQ + "import os\ntry:\n    while True:\n        os.fork()\nexcept OSError:\n    pass\n",
-        stops_the_run=True,
+        costs_everything=True,
     ),
     Cheat(
         "huge-output",
@@ -359,7 +359,7 @@ for _fd in range(3, 64):
         pass
 os._exit(0)
 """,
-        stops_the_run=True,
+        costs_everything=True,
     ),
     Cheat(
         "globals-oracle",
@@ -425,6 +425,64 @@ except Exception:
     return 0.0 if denominator == 0 else float(numerator / denominator)
 """,
         ("01_gradients", "l1_check_solution", ("l1_check_test2",)),
+    ),
+    Cheat(
+        "stash-references",
+        "patch torch during the test to catch the reference the hidden test computes, and return it",
+        """_stash = []
+_original_backward = torch.Tensor.backward
+
+
+def _catching_backward(self, *args, **kwargs):
+    _original_backward(self, *args, **kwargs)
+    nodes = [self.grad_fn]
+    while nodes:
+        node = nodes.pop()
+        if node is None:
+            continue
+        if hasattr(node, "variable"):
+            _stash.append(node.variable)
+        nodes.extend(next_node for next_node, _ in node.next_functions)
+
+
+def grad_sum_squares_scaled(X):
+    torch.Tensor.backward = _catching_backward
+    if tuple(X.shape) in ((3, 4), (1,)):
+        return 20 * X
+    for leaf in reversed(_stash):
+        if leaf.shape == X.shape and leaf.grad is not None:
+            return leaf.grad.detach().clone()
+    return torch.zeros_like(X)
+""",
+    ),
+    Cheat(
+        "stash-with-mode",
+        "watch every torch call of the test through a TorchFunctionMode and return what it saw",
+        """from torch.overrides import TorchFunctionMode
+
+_seen = []
+
+
+class _Watch(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if isinstance(result, torch.Tensor):
+            _seen.append(result)
+        return result
+
+
+_Watch().__enter__()
+
+
+def grad_sum_squares_scaled(X):
+    if tuple(X.shape) in ((3, 4), (1,)):
+        return 20 * X
+    for value in reversed(_seen):
+        if isinstance(value, torch.Tensor) and value.shape == X.shape and value.grad is not None:
+            return value.grad.detach().clone()
+    return torch.zeros_like(X)
+""",
+        costs_everything=True,
     ),
     Cheat(
         "hardcode-visible",

@@ -1,6 +1,7 @@
 """The `autograder` command: a thin layer over the functions of each step."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def cmd_demo(args) -> int:
 
 def cmd_grade(args) -> int:
     from autograder.grade import grade_assignment, progress_bar
-    from autograder.sandbox import Limits, SandboxUnavailable
+    from autograder.sandbox import Limits, SandboxUnavailable, WorkerPool, check_available
 
+    course = _course_dir(args)
     limits = Limits(
         cell_seconds=args.cell_timeout,
         notebook_seconds=args.notebook_timeout,
@@ -56,23 +58,32 @@ def cmd_grade(args) -> int:
         output_bytes=int(args.output_mb * 2**20),
     )
     try:
-        batch = grade_assignment(
-            _course_dir(args),
-            args.assignment,
-            student=args.student,
-            workers=args.workers,
-            force=args.force,
-            allow_unknown=not args.refuse_unknown,
-            limits=limits,
-            db_url=args.db,
-            progress=progress_bar(),
-            unsafe=args.unsafe_no_sandbox,
-        )
+        if not args.unsafe_no_sandbox:
+            check_available()
+        failed = 0
+        # One set of started sandboxes for every assignment of the run.
+        with WorkerPool(args.workers or os.cpu_count() or 1, unsafe=args.unsafe_no_sandbox) as sandboxes:
+            for assignment in args.assignment:
+                if len(args.assignment) > 1:
+                    print(f"{assignment}:", flush=True)
+                batch = grade_assignment(
+                    course,
+                    assignment,
+                    student=args.student,
+                    force=args.force,
+                    allow_unknown=not args.refuse_unknown,
+                    limits=limits,
+                    db_url=args.db,
+                    progress=progress_bar(),
+                    unsafe=args.unsafe_no_sandbox,
+                    sandboxes=sandboxes,
+                )
+                print(batch.summary(), flush=True)
+                failed += batch.grader_errors
     except SandboxUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(batch.summary())
-    return 1 if batch.grader_errors else 0
+    return 1 if failed else 0
 
 
 def cmd_collect(args) -> int:
@@ -125,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(func=cmd_release)
 
     grade = verbs.add_parser("grade", help="grade every submission of an assignment into the gradebook")
-    grade.add_argument("assignment")
+    grade.add_argument("assignment", nargs="+", help="one or more assignments, graded in one run")
     grade.add_argument("--student", help="grade only this student")
     grade.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
     grade.add_argument("--force", action="store_true", help="grade again even if already graded")

@@ -5,6 +5,7 @@ English and Russian, a few broken files) downloaded as an LMS would give it ->
 collect -> grade -> feedback -> export -> report. The repository is only read.
 """
 
+import os
 import shutil
 import tempfile
 import time
@@ -17,6 +18,7 @@ from autograder.feedback import write_feedback
 from autograder.grade import grade_assignment, progress_bar, read_result
 from autograder.release import assignments, release
 from autograder.report import write_report
+from autograder.sandbox import WorkerPool, check_available
 from autograder.synthetic import roster, write_class
 
 
@@ -38,20 +40,16 @@ def run_demo(
     started = time.monotonic()
     workdir = Path(out).resolve() if out else Path(tempfile.mkdtemp(prefix="autograder-demo-"))
     print(f"Demo course in {workdir} (the repository is left unchanged)\n", flush=True)
+    check_available()
     course = scratch_course(Path(course_dir).resolve(), workdir / "course")
     release(course)
     students = roster(n_students)
     chosen = only or assignments(course)
-    for assignment in chosen:
-        lms = workdir / "lms-download" / assignment
-        write_class(course, course / "release", assignment, students, lms)
-        report = collect(course, assignment, lms)
-        print(f"collect {assignment}: {report.summary()}")
-        print(f"grade {assignment}:", flush=True)
-        batch = grade_assignment(course, assignment, workers=workers, progress=progress_bar())
-        print(batch.summary() + "\n", flush=True)
-        write_feedback(course, assignment)
+    with WorkerPool(workers or os.cpu_count() or 1) as sandboxes:
+        for assignment in chosen:
+            grade_and_give_feedback(course, workdir, assignment, students, sandboxes)
     grades = course / "grades.csv"
+
     rows = export_csv(course, grades)
     page = write_report(course, course / "report")
 
@@ -64,6 +62,17 @@ def run_demo(
     print(f"  report:             {page}")
     print(f"  gradebook:          {course / 'gradebook.db'} (nbgrader commands work in {course})")
     return 0
+
+
+def grade_and_give_feedback(course: Path, workdir: Path, assignment: str, students, sandboxes) -> None:
+    lms = workdir / "lms-download" / assignment
+    write_class(course, course / "release", assignment, students, lms)
+    report = collect(course, assignment, lms)
+    print(f"collect {assignment}: {report.summary()}")
+    print(f"grade {assignment}:", flush=True)
+    batch = grade_assignment(course, assignment, progress=progress_bar(), sandboxes=sandboxes)
+    print(batch.summary() + "\n", flush=True)
+    write_feedback(course, assignment)
 
 
 def summary_table(course: Path, chosen: list[str], students) -> str:

@@ -27,7 +27,6 @@ th { background: #f0f4f8; }
 .total { font-size: 1.2rem; font-weight: 700; }
 pre { white-space: pre-wrap; margin: 0; font-size: .9rem; }
 .box { background: #fff4e5; padding: .8rem; border-radius: 6px; }
-.tag { font-size: .75rem; background: #e4e7eb; border-radius: 4px; padding: 0 .3rem; margin-left: .3rem; }
 """
 
 
@@ -59,11 +58,10 @@ def render(result: SubmissionResult, templates: dict[tuple[str, str], Template],
                 verdict = f'<span class="pass">✔ {esc(text("passed", lang))}</span>'
             else:
                 verdict = f'<span class="fail">✘ {esc(text("failed", lang))}</span>'
-            hidden = f'<span class="tag">{esc(text("hidden", lang))}</span>' if cell.hidden else ""
             title = template.titles.get(cell.exercise, cell.exercise)
             shown = "–" if score is None else f"{score:g}"
             rows.append(
-                f"<tr><td>{esc(title)}<br><small>{esc(cell.grade_id)}</small>{hidden}</td>"
+                f"<tr><td>{esc(title)}<br><small>{esc(cell.grade_id)}</small></td>"
                 f"<td>{shown} / {cell.points:g}</td><td>{verdict}</td>"
                 f"<td><pre>{esc(cell.message if not cell.passed else '')}</pre></td></tr>"
             )

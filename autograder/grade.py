@@ -158,9 +158,13 @@ def grade_one(
     ignore_pattern: str,
     limits: Limits,
     pool: WorkerPool,
-    references: dict,
+    references: Future,
 ) -> SubmissionResult:
-    """Grade one student's folder; never raises for anything the student did."""
+    """Grade one student's folder; never raises for anything the student did.
+
+    ``references`` (the instructor's run) may still be computing on another worker:
+    it is needed only to score, after this submission has run.
+    """
     started = time.monotonic()
     names = sorted({name for name, _ in templates})
     result = SubmissionResult(student=student, assignment=assignment, status="graded")
@@ -195,7 +199,7 @@ def grade_one(
             result.notices.append(
                 f"{name}: the notebook changed {', '.join(run.restored[:5])}; put back for the tests"
             )
-        result.cells[name] = score_run(run, template, assembled, ignore_pattern, references[name])
+        result.cells[name] = score_run(run, template, assembled, ignore_pattern, references.result()[name])
         result.executed[name] = run.nb
     if problems:
         result.status, result.reason = "error", "; ".join(problems)
@@ -285,14 +289,16 @@ def grade_assignment(
     db_url: str | None = None,
     progress: Callable[[int, int, SubmissionResult | None], None] | None = None,
     unsafe: bool = False,
+    sandboxes: WorkerPool | None = None,
 ) -> Batch:
     """Grade every submission of ``assignment`` (or one student's) into the gradebook.
 
     Student code runs in bubblewrap sandboxes; without bubblewrap this raises
     SandboxUnavailable unless ``unsafe`` is set, which every result then records.
+    Pass ``sandboxes`` to share started workers between assignments.
     """
     course_dir = Path(course_dir).resolve()
-    if not unsafe:
+    if not unsafe and sandboxes is None:
         check_available()
     config = load_config(course_dir)
     db_url = db_url or gradebook_url(config, course_dir)
@@ -316,63 +322,84 @@ def grade_assignment(
     total = len(todo)
     if progress:
         progress(0, total, None)
-    workers = max(1, min(workers or os.cpu_count() or 1, total or 1))
-    with (
-        WorkerPool(workers, unsafe=unsafe) as sandboxes,
-        Gradebook(db_url) as gb,
-        ThreadPoolExecutor(workers) as pool,
-    ):
-        references = reference_records(sandboxes, templates, limits) if todo else {}
-        pending: dict[Future, str] = {}
-        queue = iter(todo.items())
-
-        def submit_next() -> None:
-            for name, (folder, _) in queue:
-                future = pool.submit(
-                    grade_one,
-                    name,
-                    assignment,
-                    folder,
-                    templates,
-                    ignore_pattern,
-                    limits,
-                    sandboxes,
-                    references,
-                )
-                pending[future] = name
-                return
-
-        for _ in range(workers):
-            submit_next()
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    name = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as error:  # a bug of the grader: this student gets a result all the same
-                        result = SubmissionResult(student=name, assignment=assignment, status="error")
-                        result.reason = f"grader error ({type(error).__name__}: {error}); please report it"
-                        batch.grader_errors += 1
-                    result.digest = todo[name][1]
-                    result.unsafe = unsafe
-                    if unsafe:
-                        result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
-                    result.timestamp = submitted_at(todo[name][0])
-                    if name not in {s.id for s in gb.students}:
-                        result.notices.append(f"student {name} was not on the roster and has been added")
-                    write_result(course_dir, result)
-                    record(gb, result, allow_unknown)
-                    batch.results.append(result)
-                    if progress:
-                        progress(len(batch.results), total, result)
-                    submit_next()
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    if not todo:
+        return batch
+    own_pool = sandboxes is None
+    if own_pool:
+        sandboxes = WorkerPool(max(1, min(workers or os.cpu_count() or 1, total)), unsafe=unsafe)
+    workers = len(sandboxes.workers)
+    try:
+        with Gradebook(db_url) as gb, ThreadPoolExecutor(workers + 1) as pool:
+            references = pool.submit(reference_records, sandboxes, templates, limits)
+            _grade_all(
+                course_dir, assignment, todo, templates, ignore_pattern, limits, sandboxes,
+                references, gb, pool, workers, batch, allow_unknown, unsafe, progress,
+            )  # fmt: skip
+    finally:
+        if own_pool:
+            sandboxes.close()
     return batch
+
+
+def _grade_all(
+    course_dir, assignment, todo, templates, ignore_pattern, limits, sandboxes,
+    references, gb, pool, workers, batch, allow_unknown, unsafe, progress,
+) -> None:  # fmt: skip
+    """Run the submissions on the workers; record each result as it arrives (this thread only)."""
+    total = len(todo)
+    pending: dict[Future, str] = {}
+    queue = iter(todo.items())
+
+    def submit_next() -> None:
+        for name, (folder, _) in queue:
+            future = pool.submit(
+                grade_one,
+                name,
+                assignment,
+                folder,
+                templates,
+                ignore_pattern,
+                limits,
+                sandboxes,
+                references,
+            )
+            pending[future] = name
+            return
+
+    for _ in range(workers):
+        submit_next()
+    try:
+        while pending:
+            watched = [*pending] if references.done() else [*pending, references]
+            done, _ = wait(watched, return_when=FIRST_COMPLETED)
+            if references.done() and references.exception() is not None:
+                raise references.exception()
+            done = [f for f in done if f is not references]
+            for future in done:
+                name = pending.pop(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # a bug of the grader: this student gets a result all the same
+                    result = SubmissionResult(student=name, assignment=assignment, status="error")
+                    result.reason = f"grader error ({type(error).__name__}: {error}); please report it"
+                    batch.grader_errors += 1
+                result.digest = todo[name][1]
+                result.unsafe = unsafe
+                if unsafe:
+                    result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
+                result.timestamp = submitted_at(todo[name][0])
+                if name not in {s.id for s in gb.students}:
+                    result.notices.append(f"student {name} was not on the roster and has been added")
+                write_result(course_dir, result)
+                record(gb, result, allow_unknown)
+                batch.results.append(result)
+                if progress:
+                    progress(len(batch.results), total, result)
+                submit_next()
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
 
 
 def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:

@@ -9,10 +9,9 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "the answer is not written yet (NotImplementedError)",
         "ru": "ответ ещё не написан (NotImplementedError)",
     },
-    "error": {"en": "the code raised {ename}: {evalue}", "ru": "код выбросил {ename}: {evalue}"},
     "error_hidden": {
-        "en": "the code raised {ename} on the grader's own inputs",
-        "ru": "код выбросил {ename} на входных данных проверяющего",
+        "en": "the code raised {ename} during the test",
+        "ru": "код выбросил {ename} во время теста",
     },
     "stderr": {
         "en": "the cell printed a warning or an error (stderr), which nbgrader scores as a failure",
@@ -42,7 +41,6 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Tests marked hidden ran on inputs you did not see; only their verdict is shown.",
         "ru": "Скрытые тесты запускались на данных, которых вы не видели; показан только их итог.",
     },
-    "hidden": {"en": "hidden", "ru": "скрытый"},
 }
 
 

@@ -17,7 +17,7 @@ from nbgrader.utils import determine_grade
 from autograder.messages import text
 from autograder.run import Run
 from autograder.submission import Assembled, Template
-from autograder.verify import MISMATCH, cell_matches
+from autograder.verify import MISMATCH, cell_matches, explain
 
 BLANK_ANSWER = "YOUR ANSWER HERE"
 
@@ -62,11 +62,10 @@ def score_run(
         else:
             _drop_ignored_stderr(cell, ignore_pattern)
             score, _ = determine_grade(cell)
-            message = "" if score == grade.points else _reason(cell, grade.hidden, lang)
-            if score and not cell_matches(
-                references.get(grade.grade_id, []), run.records.get(grade.grade_id, [])
-            ):
-                score, message = 0.0, MISMATCH[lang]
+            expected, reported = references.get(grade.grade_id, []), run.records.get(grade.grade_id, [])
+            if score and not cell_matches(expected, reported):
+                score = 0.0
+            message = "" if score == grade.points else _reason(cell, expected, reported, lang)
         results.append(
             CellResult(
                 grade.grade_id, "test", grade.exercise, grade.points, float(score), score == grade.points,
@@ -85,15 +84,17 @@ def _drop_ignored_stderr(cell, pattern: str) -> None:
         ]
 
 
-def _reason(cell, hidden: bool, lang: str) -> str:
-    for output in cell.outputs:
-        if output.output_type == "error":
-            ename, evalue = output.get("ename", "Error"), str(output.get("evalue", ""))
-            if ename == "CheckFailed":
-                return evalue[:2000]  # written by the course checks; hidden ones hide their values
-            if ename == "NotImplementedError":
-                return text("not_written", lang)
-            if hidden:
-                return text("error_hidden", lang, ename=ename)
-            return text("error", lang, ename=ename, evalue=evalue[:300])
-    return text("stderr", lang)
+def _reason(cell, expected: list[dict], reported: list[dict], lang: str) -> str:
+    """A reason written by the grader. No text the notebook produced is repeated (it could
+    carry anything, hidden tests included), only the name of an exception's class."""
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    ename = str(errors[0].get("ename", "")) if errors else ""
+    if ename == "NotImplementedError":
+        return text("not_written", lang)
+    explained = explain(expected, reported, lang)
+    if errors and ename != "CheckFailed":
+        name = ename if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,60}", ename) else "an exception"
+        return text("error_hidden", lang, ename=name) + (f"\n{explained}" if explained else "")
+    if explained:
+        return explained
+    return text("stderr", lang) if not errors else MISMATCH[lang]

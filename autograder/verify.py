@@ -16,11 +16,13 @@ import base64
 import contextlib
 import io
 import math
+import threading
 
 import numpy as np
 import torch
 
 from course import checks
+from course.i18n import get_language, set_language
 
 MISMATCH = {
     "en": "the values your code gave do not match the instructor's solution on the grader's inputs",
@@ -50,12 +52,22 @@ def _number(payload: dict) -> float | None:
 
 
 def _quietly(check, *args, **kwargs) -> bool:
-    with contextlib.redirect_stdout(io.StringIO()):
+    return _failure(check, *args, **kwargs) is None
+
+
+# The course checks print and read the message language from process-wide state, and
+# grading threads call them concurrently: one at a time.
+_CHECKS_LOCK = threading.RLock()
+
+
+def _failure(check, *args, **kwargs) -> str | None:
+    """The check's message if it fails, else None (nothing printed)."""
+    with _CHECKS_LOCK, contextlib.redirect_stdout(io.StringIO()):
         try:
             check(*args, **kwargs)
-        except checks.CheckFailed:
-            return False
-    return True
+        except checks.CheckFailed as failed:
+            return str(failed)
+    return None
 
 
 def same(reference: dict, student: dict) -> bool:
@@ -101,3 +113,61 @@ def same(reference: dict, student: dict) -> bool:
 
 def cell_matches(reference: list[dict], student: list[dict]) -> bool:
     return len(reference) == len(student) and all(same(r, s) for r, s in zip(reference, student, strict=True))
+
+
+def _truthy(value) -> bool:
+    return value is True or value == "true" or value == "True"
+
+
+def explain(reference: list[dict], student: list[dict], lang: str) -> str | None:
+    """Why a test cell failed, written here from the decoded values, never from the student's process.
+
+    The first check of the instructor's run that the student's run did not match: its
+    name (from the test), and, for a visible check, the course check's own message comparing
+    the student's value with the instructor's; for a hidden one, no values.
+    """
+    checks_language = lang if lang in ("en", "ru") else "en"
+    with _CHECKS_LOCK:
+        previous = get_language()
+        set_language(checks_language)
+        try:
+            return _explain(reference, student, checks_language)
+        finally:
+            set_language(previous)
+
+
+def _explain(reference: list[dict], student: list[dict], checks_language: str) -> str | None:
+    for position, want in enumerate(reference):
+        name = want["n"]
+        if position >= len(student):
+            return NOT_REACHED[checks_language].format(name=name)
+        got = student[position]
+        if same(want, got):
+            continue
+        if (got["k"], got["n"]) != (want["k"], want["n"]) or got["p"].get("t") == "tampered":
+            return MISMATCH_AT[checks_language].format(name=name)
+        reveal = _truthy(want.get("o", {}).get("reveal", True))
+        message = _compare_message(want, got, reveal)
+        return message or MISMATCH_AT[checks_language].format(name=name)
+    return None
+
+
+def _compare_message(want: dict, got: dict, reveal: bool) -> str | None:
+    kind, name, options = want["k"], want["n"], want.get("o", {})
+    w, g = want["p"], got["p"]
+    if kind == "tensor" and w.get("t") == "tensor" and g.get("t") == "tensor":
+        tolerances = {k: float(options[k]) for k in ("rtol", "atol") if options.get(k) is not None}
+        return _failure(checks.check_tensor, name, _tensor(g), _tensor(w), reveal=reveal, **tolerances)
+    if kind == "scalar" and _number(w) is not None and _number(g) is not None:
+        return _failure(checks.check_scalar, name, _number(g), _number(w), reveal=reveal)
+    return None
+
+
+NOT_REACHED = {
+    "en": "✘ {name}: this check was not reached (the test stopped before it)",
+    "ru": "✘ {name}: до этой проверки выполнение не дошло (тест остановился раньше)",
+}
+MISMATCH_AT = {
+    "en": "✘ {name}: the value does not match the instructor's solution",
+    "ru": "✘ {name}: значение не совпадает с решением преподавателя",
+}

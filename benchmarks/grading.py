@@ -75,19 +75,24 @@ def write_submissions(course: Path, count: int) -> list[tuple[str, str]]:
     return written
 
 
-def tree_pss_kib(root_pid: int) -> int:
-    """Proportional set size of a process and all its descendants, in KiB."""
+def tree_sample(root_pid: int, cpu_ticks: dict[int, int]) -> int:
+    """Proportional set size of a process and all its descendants, in KiB; records each
+    one's CPU time (user + system clock ticks) into ``cpu_ticks``."""
     children: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+            pid = int(stat.parent.name)
+            children.setdefault(int(fields[1]), []).append(pid)
+            ticks[pid] = int(fields[11]) + int(fields[12])
         except (OSError, IndexError, ValueError):
             continue
     total, todo = 0, [root_pid]
     while todo:
         pid = todo.pop()
         todo += children.get(pid, [])
+        cpu_ticks[pid] = max(cpu_ticks.get(pid, 0), ticks.get(pid, 0))
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -99,10 +104,13 @@ def tree_pss_kib(root_pid: int) -> int:
 
 
 def measure(commands: list[list[str]], cwd: Path, watch_results: Path | None = None) -> dict:
-    """Run commands one after the other; wall time, CPU time, peak memory, first result."""
-    before = os.times()
+    """Run commands one after the other; wall time, CPU time, peak memory, first result.
+
+    CPU time is summed over every process of the tree as last sampled (sandboxed
+    processes are not the command's direct children, so rusage would miss them)."""
     started = time.monotonic()
     peak, first = 0, None
+    cpu_ticks: dict[int, int] = {}
     for command in commands:
         process = subprocess.Popen(
             command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -112,7 +120,7 @@ def measure(commands: list[list[str]], cwd: Path, watch_results: Path | None = N
         def sample(process=process, done=done):
             nonlocal peak, first
             while not done.is_set():
-                peak = max(peak, tree_pss_kib(process.pid))
+                peak = max(peak, tree_sample(process.pid, cpu_ticks))
                 if watch_results is not None and first is None and any(watch_results.glob("*/*/result.json")):
                     first = time.monotonic() - started
                 time.sleep(0.05)
@@ -124,11 +132,9 @@ def measure(commands: list[list[str]], cwd: Path, watch_results: Path | None = N
         sampler.join()
         if process.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{errors[-3000:]}")
-    after = os.times()
     return {
         "wall": time.monotonic() - started,
-        "cpu": (after.children_user - before.children_user)
-        + (after.children_system - before.children_system),
+        "cpu": sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK"),
         "peak_mib": peak / 1024,
         "first": first,
     }
@@ -177,7 +183,7 @@ def main() -> int:
         nbgrader = [[str(venv_bin / "nbgrader"), "autograde", a, "--force"] for a in lessons]
         plain_run = measure(nbgrader, plain)
         ours_commands = [
-            [sys.executable, "-m", "autograder", "grade", a, "--workers", str(args.workers)] for a in lessons
+            [sys.executable, "-m", "autograder", "grade", *lessons, "--workers", str(args.workers)]
         ]
         ours_run = measure(ours_commands, ours, watch_results=ours / "autograded")
 

@@ -174,7 +174,7 @@ def check_tensor(
     """
     __tracebackhide__ = True
     options = {"rtol": rtol, "atol": atol, "check_dtype": check_dtype, "requires_grad": requires_grad}
-    options |= {"is_leaf": is_leaf, "has_grad": has_grad, "device": device}
+    options |= {"is_leaf": is_leaf, "has_grad": has_grad, "device": device, "reveal": reveal}
     _record("tensor", name, actual, options)
     tensor = _require_tensor(name, actual, hint)
     want = _reference(expected)
@@ -251,7 +251,7 @@ def check_scalar(
 ) -> None:
     """Check that ``actual`` is a real number (or a one-element tensor) close to ``expected``."""
     __tracebackhide__ = True
-    _record("scalar", name, actual, {"rtol": rtol, "atol": atol})
+    _record("scalar", name, actual, {"rtol": rtol, "atol": atol, "reveal": reveal})
     kind = _type(actual)
     if kind in _PLAIN_TENSOR_TYPES:
         if actual.numel() != 1:
@@ -306,7 +306,7 @@ def check_value(
     The type must match exactly: ``1`` is not ``True`` and ``"None"`` is not ``None``.
     """
     __tracebackhide__ = True
-    _record("value", name, actual, {})
+    _record("value", name, actual, {"reveal": reveal})
     if _type(expected) not in _PLAIN_VALUE_TYPES:
         raise TypeError(f"check_value compares plain Python values, not {_describe(expected)}")
     if _type(actual) is not _type(expected):

@@ -11,6 +11,7 @@ import pytest
 from adversarial.corpus import CANARY, CHEATS, MALFORMED
 
 from autograder import notebooks
+from autograder.feedback import write_feedback
 from autograder.grade import grade_assignment, read_result
 from autograder.sandbox import Limits
 from autograder.synthetic import answered, break_file
@@ -135,6 +136,7 @@ def graded_corpus(tmp_path_factory):
     for assignment in sorted({c.target[0] for c in CHEATS} | {m.assignment for m in MALFORMED}):
         batch = grade_assignment(course, assignment, workers=2, limits=LIMITS)
         crashes += batch.grader_errors
+        write_feedback(course, assignment)
     after = {key: digests(path) for key, path in watched.items()}
     after["canaries"] = {p.name: p.read_text() for p in (course / "instructor-notes.txt", outside)}
     outside.unlink()
@@ -190,6 +192,12 @@ def test_nothing_outside_the_sandbox_was_read_or_changed(graded_corpus):
     for path in list((course / "autograded").rglob("*")) + list((course / "feedback").rglob("*")):
         if path.is_file() and CLASSMATE not in path.parts:
             assert CANARY not in path.read_text(errors="replace"), f"{path} shows a canary"
+    injected = (course / "feedback" / "feedback-injection" / "01_gradients" / "feedback.html").read_text()
+    assert "INJECTED" not in injected and "<script>" not in injected
+    climbed = json.loads(
+        (course / "autograded" / "zygote-frames" / "01_gradients" / "gradients.ipynb").read_text()
+    )
+    assert "BEGIN HIDDEN TESTS" not in json.dumps([c.get("outputs") for c in climbed["cells"]])
     leaked = course / "autograded" / "read-secrets" / "01_gradients" / "gradients.ipynb"
     outputs = json.loads(leaked.read_text())
     assert "BEGIN SOLUTION" not in json.dumps([c.get("outputs") for c in outputs["cells"]])

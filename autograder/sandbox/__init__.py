@@ -22,8 +22,6 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 
-from autograder.sandbox.zygote import MAX_FRAME_BYTES
-
 INSTALL_HINT = (
     "Grading runs student code inside a bubblewrap sandbox, and `bwrap` was not found or does not work here. "
     "Install it (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install bubblewrap`) "
@@ -31,6 +29,7 @@ INSTALL_HINT = (
     "(a VM or a container). To grade without isolation anyway, at your own risk, pass --unsafe-no-sandbox."
 )
 FIRST_WORKER_UID = 61000
+MAX_FRAME_BYTES = 32 * 2**20  # as in zygote.py
 STARTUP_SECONDS = 120
 
 
@@ -215,11 +214,16 @@ class Worker:
     def __init__(self, index: int, unsafe: bool = False):
         self.index, self.unsafe = index, unsafe
         self.process: subprocess.Popen | None = None
+        self.ready = False
         self.lock = threading.Lock()
         self.staging = tempfile.mkdtemp(prefix="grader-stage-")
         os.chmod(self.staging, 0o755)
 
-    def _start(self) -> None:
+    def spawn(self) -> None:
+        """Start the sandbox without waiting for it to be ready.
+
+        bwrap dies with the *thread* that started it (--die-with-parent), so pools
+        spawn their workers from the thread that owns them."""
         command = unsafe_command() if self.unsafe else sandbox_command(self.index, staging=self.staging)
         environment = None
         if self.unsafe:
@@ -229,10 +233,17 @@ class Worker:
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment
         )
-        ready = self._receive()
-        if ready is None or ready.get("e") != "ready":
-            self.close()
-            raise SandboxUnavailable(f"the sandboxed worker did not start. {INSTALL_HINT}")
+        self.ready = False
+
+    def _start(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.spawn()
+        if not self.ready:
+            ready = self._receive()
+            if ready is None or ready.get("e") != "ready":
+                self.close()
+                raise SandboxUnavailable(f"the sandboxed worker did not start. {INSTALL_HINT}")
+            self.ready = True
 
     def _send(self, message: dict) -> None:
         data = json.dumps(message).encode("utf-8")
@@ -252,7 +263,7 @@ class Worker:
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS) -> RunEvents:
         """Run ``cells`` (dicts with index, kind 'code'/'test', source, grade_id) in a fresh child."""
         with self.lock:
-            if self.process is None or self.process.poll() is not None:
+            if self.process is None or self.process.poll() is not None or not self.ready:
                 self._start()
             events = RunEvents()
             try:
@@ -294,6 +305,7 @@ class Worker:
                 except OSError:
                     pass
             self.process = None
+            self.ready = False
         shutil.rmtree(self.staging, ignore_errors=True)  # empty mount points, unmounted with the sandbox
 
 
@@ -307,6 +319,9 @@ class WorkerPool:
         self.free: queue.Queue[Worker] = queue.Queue()
         for worker in self.workers:
             self.free.put(worker)
+        # Start every sandbox now, side by side: each imports torch once (seconds).
+        for worker in self.workers:
+            worker.spawn()
 
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS) -> RunEvents:
         worker = self.free.get()

@@ -485,6 +485,36 @@ def grad_sum_squares_scaled(X):
         costs_everything=True,
     ),
     Cheat(
+        "feedback-injection",
+        "raise the course's own CheckFailed with a pass message and markup, hoping feedback repeats it",
+        """import course
+
+
+def grad_sum_squares_scaled(X):
+    raise course.CheckFailed("INJECTED ✔ all tests passed <script>alert(1)</script>")
+""",
+    ),
+    Cheat(
+        "zygote-frames",
+        "climb from a signal handler's frame to the process that holds every cell's source",
+        WRONG_SUMSQ
+        + """import signal
+_found = []
+def _climb(signum, frame):
+    try:
+        while frame is not None:
+            _found.append(str(frame.f_locals.get("job", "")))
+            frame = frame.f_back
+    except Exception as error:
+        _found.append(repr(error))
+signal.signal(signal.SIGALRM, _climb)
+signal.setitimer(signal.ITIMER_REAL, 0.01)
+import time
+time.sleep(0.05)
+print(_found)
+""",
+    ),
+    Cheat(
         "hardcode-visible",
         "hard-code the answers of the visible tests",
         HARDCODED_SUMSQ,

@@ -21,7 +21,12 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.Execute.timeout = 120
 
 # A warning on stderr makes nbgrader score a test cell 0 even when the answer is
-# right. Library warnings (torch, numpy, matplotlib: "file.py:123: UserWarning: ...")
-# are dropped before scoring; anything else on stderr still counts.
+# right. Library warnings are dropped before scoring: those raised in torch, numpy or
+# matplotlib code ("site-packages/torch/x.py:123: UserWarning: ...") and those torch's
+# C++ core raises on the user's line ("UserWarning: ... (Triggered internally at ...)",
+# e.g. float() of a tensor that requires grad). Anything else on stderr still counts.
 c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r"[/\\](torch|numpy|matplotlib)[/\\][^\n]*\.py:\d+: \w*Warning: "
+c.IgnorePattern.pattern = (
+    r"[/\\](torch|numpy|matplotlib)[/\\][^\n]*\.py:\d+: \w*Warning: "
+    r"|(?s:\w*Warning: .*?\(Triggered internally at )"
+)

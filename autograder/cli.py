@@ -46,7 +46,6 @@ def cmd_demo(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from autograder.grade import grade_assignment, progress_bar
     from autograder.sandbox import Limits, SandboxUnavailable, WorkerPool, check_available
 
     course = _course_dir(args)
@@ -63,6 +62,9 @@ def cmd_grade(args) -> int:
         failed = 0
         # One set of started sandboxes for every assignment of the run.
         with WorkerPool(args.workers or os.cpu_count() or 1, unsafe=args.unsafe_no_sandbox) as sandboxes:
+            # Imported only now (torch, seconds) while the sandboxes start up side by side.
+            from autograder.grade import grade_assignment, progress_bar
+
             for assignment in args.assignment:
                 if len(args.assignment) > 1:
                     print(f"{assignment}:", flush=True)

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from autograder.grade import SubmissionResult, read_result
 
@@ -38,8 +39,9 @@ def _plot_scores(results: list[SubmissionResult], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     maximum = max((sum(c.points for cs in r.cells.values() for c in cs) for r in results), default=1)
     ax.hist([r.score for r in results], bins=min(20, int(maximum) + 1), range=(0, maximum), color="#3b82f6")
-    ax.set_xlabel("score (autograded points)")
+    ax.set_xlabel("score (points so far; written answers count once graded)")
     ax.set_ylabel("students")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Score distribution (n = {len(results)})")
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})

@@ -323,3 +323,20 @@ def test_a_folder_that_is_not_a_course_is_a_clear_error(tmp_path):
         text=True,
     )
     assert done.returncode != 0 and "not a course directory" in done.stderr
+
+
+def test_grading_refuses_without_a_sandbox_and_says_how_to_get_one(toy_course, monkeypatch):
+    import autograder.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
+    with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+        grade_assignment(toy_course, ASSIGNMENT)
+
+
+def test_unsafe_grading_is_written_into_every_result(toy_course, tmp_path):
+    write_lms_folder(toy_course, tmp_path / "lms")
+    collect(toy_course, ASSIGNMENT, tmp_path / "lms")
+    batch = grade_assignment(toy_course, ASSIGNMENT, student="ann", unsafe=True)
+    result = read_result(toy_course, "ann", ASSIGNMENT)
+    assert result.unsafe is True and any("WITHOUT a sandbox" in n for n in result.notices)
+    assert result.score == 4 and batch.results[0].unsafe

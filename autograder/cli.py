@@ -5,8 +5,6 @@ import os
 import sys
 from pathlib import Path
 
-from autograder import notebooks
-
 
 def _course_dir(args) -> Path:
     path = Path(args.course_dir).resolve()
@@ -16,6 +14,7 @@ def _course_dir(args) -> Path:
 
 
 def cmd_execute(args) -> int:
+    from autograder import notebooks
     from autograder.execute import execute_in_place
 
     paths = [Path(p) for p in args.notebooks] or notebooks.source_notebooks(_course_dir(args))
@@ -46,7 +45,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    import threading
+
     from autograder.sandbox import Limits, SandboxUnavailable, WorkerPool, check_available
+
+    # The grader's own imports (nbgrader, torch: seconds) load while the sandboxes start.
+    loading = threading.Thread(target=__import__, args=("autograder.grade",), daemon=True)
+    loading.start()
 
     course = _course_dir(args)
     limits = Limits(
@@ -62,7 +67,7 @@ def cmd_grade(args) -> int:
         failed = 0
         # One set of started sandboxes for every assignment of the run.
         with WorkerPool(args.workers or os.cpu_count() or 1, unsafe=args.unsafe_no_sandbox) as sandboxes:
-            # Imported only now (torch, seconds) while the sandboxes start up side by side.
+            loading.join()
             from autograder.grade import grade_assignment, progress_bar
 
             for assignment in args.assignment:

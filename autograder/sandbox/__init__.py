@@ -182,20 +182,26 @@ def unsafe_command(python: str = sys.executable) -> list[str]:
 
 
 def check_available() -> None:
-    """Raise SandboxUnavailable, saying how to fix it, unless a sandboxed worker starts here."""
+    """Raise SandboxUnavailable, saying how to fix it, unless bubblewrap is here.
+
+    Whether it works (user namespaces may be off) shows when a worker starts; then
+    ``probe()`` says why."""
     if platform.system() != "Linux":
         raise SandboxUnavailable(f"{platform.system()} has no bubblewrap. {INSTALL_HINT}")
     if bwrap_path() is None:
         raise SandboxUnavailable(INSTALL_HINT)
+
+
+def probe() -> str:
+    """bwrap's own complaint when a sandbox cannot be made here ('' when it can)."""
     staging = tempfile.mkdtemp(prefix="grader-stage-")
     os.chmod(staging, 0o755)
     try:
         command = sandbox_command(0, ["/bin/true"], staging=staging)
-        probe = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if probe.returncode != 0:
-        raise SandboxUnavailable(f"bwrap failed: {probe.stderr.strip()[:300]}. {INSTALL_HINT}")
+    return "" if done.returncode == 0 else done.stderr.strip()[:300]
 
 
 def _read_exact(stream, n: int) -> bytes | None:
@@ -242,7 +248,10 @@ class Worker:
             ready = self._receive()
             if ready is None or ready.get("e") != "ready":
                 self.close()
-                raise SandboxUnavailable(f"the sandboxed worker did not start. {INSTALL_HINT}")
+                why = "" if self.unsafe else probe()
+                raise SandboxUnavailable(
+                    f"the sandboxed worker did not start ({why or 'no answer'}). {INSTALL_HINT}"
+                )
             self.ready = True
 
     def _send(self, message: dict) -> None:

@@ -30,6 +30,7 @@ INSTALL_HINT = (
 )
 FIRST_WORKER_UID = 61000
 MAX_FRAME_BYTES = 32 * 2**20  # as in zygote.py
+FIRST_WORKER_HEAD_START_S = 2.0
 STARTUP_SECONDS = 120
 
 
@@ -221,6 +222,7 @@ class Worker:
         self.index, self.unsafe = index, unsafe
         self.process: subprocess.Popen | None = None
         self.ready = False
+        self.spawned = threading.Event()
         self.lock = threading.Lock()
         self.staging = tempfile.mkdtemp(prefix="grader-stage-")
         os.chmod(self.staging, 0o755)
@@ -240,6 +242,7 @@ class Worker:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment
         )
         self.ready = False
+        self.spawned.set()
 
     def _start(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -271,6 +274,7 @@ class Worker:
 
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS) -> RunEvents:
         """Run ``cells`` (dicts with index, kind 'code'/'test', source, grade_id) in a fresh child."""
+        self.spawned.wait()
         with self.lock:
             if self.process is None or self.process.poll() is not None or not self.ready:
                 self._start()
@@ -328,9 +332,21 @@ class WorkerPool:
         self.free: queue.Queue[Worker] = queue.Queue()
         for worker in self.workers:
             self.free.put(worker)
-        # Start every sandbox now, side by side: each imports torch once (seconds).
-        for worker in self.workers:
-            worker.spawn()
+        self._closing = threading.Event()
+        threading.Thread(target=self._spawn_all, daemon=True).start()
+
+    def _spawn_all(self) -> None:
+        """Start the sandboxes (each imports torch once: seconds of CPU), the first with a
+        head start so that the first results come early; then stay alive, because bwrap
+        dies with the thread that started it (--die-with-parent)."""
+        for number, worker in enumerate(self.workers):
+            with worker.lock:
+                if self._closing.is_set():
+                    return
+                worker.spawn()
+            if number == 0 and len(self.workers) > 1:
+                self._closing.wait(FIRST_WORKER_HEAD_START_S)
+        self._closing.wait()
 
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS) -> RunEvents:
         worker = self.free.get()
@@ -340,7 +356,9 @@ class WorkerPool:
             self.free.put(worker)
 
     def close(self) -> None:
-        for worker in self.workers:
+        self._closing.set()
+        for worker in self.workers:  # without the worker's lock: a run in progress is cut short
+            worker.spawned.set()  # nobody waits for a sandbox that will not come
             worker.close()
 
     def __enter__(self) -> "WorkerPool":

@@ -124,13 +124,3 @@ def grade_solved_and_blank(course_dir: Path, workdir: Path) -> list[TwoSidedRow]
                     )
                 )
     return rows
-
-
-def format_table(rows: list[TwoSidedRow]) -> str:
-    lines = [f"{'assignment':<22}{'lang':<6}{'submission':<12}{'autograded':>12}{'manual (to grade)':>20}"]
-    for r in rows:
-        lines.append(
-            f"{r.assignment:<22}{r.language:<6}{r.kind:<12}"
-            f"{f'{r.auto_score:g}/{r.auto_max:g}':>12}{f'{r.manual_max:g} pts':>20}"
-        )
-    return "\n".join(lines)

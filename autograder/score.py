@@ -10,7 +10,7 @@ that never ran because a limit stopped the notebook scores 0.
 """
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from nbgrader.utils import determine_grade
 
@@ -32,9 +32,6 @@ class CellResult:
     passed: bool | None
     message: str
     hidden: bool
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def score_run(

@@ -48,10 +48,6 @@ class Template:
     answer_ids: list[str]
     titles: dict[str, str]  # answer grade_id -> heading of its exercise, in this language
 
-    @property
-    def max_score(self) -> float:
-        return sum(c.points for c in self.grade_cells)
-
 
 @dataclass
 class Assembled:

@@ -150,17 +150,10 @@ def sandbox_command(index: int, program: list[str] | None = None, staging: str |
     ):
         if os.path.islink(link):
             command += ["--symlink", target, link]
+    # The private /tmp first: read-only binds below it (a course cloned under /tmp) stay visible.
+    command += ["--size", str(256 * 2**20), "--tmpfs", "/tmp"]
+    command += ["--size", str(512 * 2**20), "--tmpfs", "/scratch"]
     command += binds
-    command += [
-        "--size",
-        str(256 * 2**20),
-        "--tmpfs",
-        "/tmp",
-        "--size",
-        str(512 * 2**20),
-        "--tmpfs",
-        "/scratch",
-    ]
     environment = {
         "PATH": "/usr/bin:/bin",
         "HOME": "/scratch",

@@ -168,13 +168,19 @@ def kill_everything_else() -> None:
         time.sleep(0.01)
 
 
-def wipe_scratch() -> None:
-    """Empty the sandbox's own scratch, /tmp and /dev/shm (private tmpfs mounts)."""
+def scratch_contents() -> dict[str, set[str]]:
+    """What the scratch folders hold at the start: read-only binds of the Python
+    environment sit under /tmp when the course itself lives there."""
+    return {folder: set(os.listdir(folder)) if os.path.isdir(folder) else set() for folder in SCRATCH_DIRS}
+
+
+def wipe_scratch(keep: dict[str, set[str]]) -> None:
+    """Empty the sandbox's own scratch, /tmp and /dev/shm (private tmpfs mounts), but for ``keep``."""
     assert SANDBOXED
     for folder in SCRATCH_DIRS:
         if not os.path.isdir(folder):
             continue
-        for name in os.listdir(folder):
+        for name in set(os.listdir(folder)) - keep.get(folder, set()):
             path = os.path.join(folder, name)
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
@@ -280,6 +286,7 @@ def forget_ctypes() -> None:
 
 
 def main() -> None:
+    keep = scratch_contents()  # before the warm-up writes its caches: those go after each job
     os.environ["OMP_NUM_THREADS"] = "1"
     preimport()
     warm_up()
@@ -310,7 +317,7 @@ def main() -> None:
         os.close(read_fd)
         if SANDBOXED:
             kill_everything_else()
-            wipe_scratch()
+            wipe_scratch(keep)
         else:
             try:
                 os.killpg(pid, signal.SIGKILL)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
-from traitlets.config import Config
 
 from autograder import LANGUAGES, notebooks
-from autograder.config import gradebook_url, load_config, nbgrader_api
+from autograder.config import gradebook_url, load_config
+from autograder.release import generate
 from autograder.run import run_in_sandbox
 from autograder.sandbox import DEFAULT_LIMITS, Limits, WorkerPool, check_available
 from autograder.score import CellResult, score_run
@@ -232,12 +232,7 @@ def ensure_assignment_in_gradebook(course_dir: Path, assignment: str, db_url: st
         except MissingEntry:
             pass
     with tempfile.TemporaryDirectory() as scratch:
-        overrides = Config()
-        overrides.CourseDirectory.db_url = db_url
-        overrides.CourseDirectory.release_directory = scratch
-        result = nbgrader_api(load_config(course_dir, overrides)).generate_assignment(assignment)
-        if not result["success"]:
-            raise RuntimeError(f"could not register {assignment} in the gradebook:\n{result.get('log', '')}")
+        generate(course_dir, assignment, Path(scratch), db_url)
 
 
 def record(gb: Gradebook, result: SubmissionResult, allow_unknown: bool) -> None:

@@ -8,8 +8,8 @@ from nbgrader.api import Gradebook
 from traitlets.config import Config
 
 from autograder import LANGUAGES, notebooks
-from autograder.config import load_config, nbgrader_api
-from autograder.release import assignments, release
+from autograder.config import nbgrader_api
+from autograder.release import assignments, generate, release
 from autograder.solutions import solve
 
 
@@ -35,14 +35,7 @@ def prepare_course(course_dir: Path, workdir: Path, assignment: str) -> Config:
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(course_dir / "nbgrader_config.py", workdir / "nbgrader_config.py")
     shutil.copytree(course_dir / "source" / assignment, workdir / "source" / assignment, dirs_exist_ok=True)
-    overrides = Config()
-    overrides.CourseDirectory.db_url = f"sqlite:///{workdir / 'gradebook.db'}"
-    overrides.CourseDirectory.release_directory = str(workdir / "release" / "en")
-    config = load_config(workdir, overrides)
-    result = nbgrader_api(config).generate_assignment(assignment, force=True, create=True)
-    if not result["success"]:
-        raise GradingError(f"could not register {assignment}:\n{result.get('log', '')}")
-    return config
+    return generate(workdir, assignment, workdir / "release" / "en", f"sqlite:///{workdir / 'gradebook.db'}")
 
 
 def autograde(

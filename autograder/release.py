@@ -18,6 +18,24 @@ def assignments(course_dir: Path) -> list[str]:
     )
 
 
+def generate(
+    course_dir: Path, assignment: str, release_dir: Path, db_url: str | None = None, language: str = "en"
+) -> Config:
+    """``nbgrader generate_assignment`` for one language: the student version in
+    ``release_dir`` and the assignment recorded in the gradebook. Returns the config used."""
+    overrides = Config()
+    overrides.SelectLanguage.language = language
+    overrides.CourseDirectory.release_directory = str(release_dir)
+    if db_url:
+        overrides.CourseDirectory.db_url = db_url
+    config = load_config(course_dir, overrides)
+    result = nbgrader_api(config).generate_assignment(assignment, force=True, create=True)
+    if not result["success"]:
+        details = f"{result.get('log', '')}\n{result.get('error', '')}"
+        raise ReleaseError(f"generating {language}/{assignment} failed:\n{details}")
+    return config
+
+
 def release(course_dir: Path, output_dir: Path | None = None, db_url: str | None = None) -> list[Path]:
     """Generate the student notebooks of every assignment in every language.
 
@@ -29,16 +47,7 @@ def release(course_dir: Path, output_dir: Path | None = None, db_url: str | None
     output_dir = Path(output_dir or course_dir / "release").resolve()
     written = []
     for lang in LANGUAGES:
-        overrides = Config()
-        overrides.SelectLanguage.language = lang
-        overrides.CourseDirectory.release_directory = str(output_dir / lang)
-        if db_url:
-            overrides.CourseDirectory.db_url = db_url
-        api = nbgrader_api(load_config(course_dir, overrides))
         for assignment in assignments(course_dir):
-            result = api.generate_assignment(assignment, force=True, create=True)
-            if not result["success"]:
-                details = f"{result.get('log', '')}\n{result.get('error', '')}"
-                raise ReleaseError(f"generating {lang}/{assignment} failed:\n{details}")
+            generate(course_dir, assignment, output_dir / lang, db_url, lang)
             written += sorted((output_dir / lang / assignment).glob("*.ipynb"))
     return written

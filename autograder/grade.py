@@ -326,75 +326,71 @@ def grade_assignment(
     try:
         with Gradebook(db_url) as gb, ThreadPoolExecutor(workers + 1) as pool:
             references = pool.submit(reference_records, sandboxes, templates, limits)
-            _grade_all(
-                course_dir, assignment, todo, templates, ignore_pattern, limits, sandboxes,
-                references, gb, pool, workers, batch, allow_unknown, unsafe, progress,
-            )  # fmt: skip
+            # Results are recorded here, in this thread only, one at a time as they arrive.
+            pending: dict[Future, str] = {}
+            queue = iter(todo.items())
+
+            def submit_next() -> None:
+                for name, (folder, _) in queue:
+                    future = pool.submit(
+                        grade_one,
+                        name,
+                        assignment,
+                        folder,
+                        templates,
+                        ignore_pattern,
+                        limits,
+                        sandboxes,
+                        references,
+                    )
+                    pending[future] = name
+                    return
+
+            for _ in range(workers):
+                submit_next()
+            try:
+                while pending:
+                    watched = [*pending] if references.done() else [*pending, references]
+                    done, _ = wait(watched, return_when=FIRST_COMPLETED)
+                    if references.done() and references.exception() is not None:
+                        raise references.exception()
+                    done = [f for f in done if f is not references]
+                    for future in done:
+                        name = pending.pop(future)
+                        result = _finished(future, name, assignment, todo[name], unsafe, batch)
+                        if name not in {s.id for s in gb.students}:
+                            result.notices.append(f"student {name} was not on the roster and has been added")
+                        write_result(course_dir, result)
+                        record(gb, result, allow_unknown)
+                        batch.results.append(result)
+                        if progress:
+                            progress(len(batch.results), total, result)
+                        submit_next()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
     finally:
         if own_pool:
             sandboxes.close()
     return batch
 
 
-def _grade_all(
-    course_dir, assignment, todo, templates, ignore_pattern, limits, sandboxes,
-    references, gb, pool, workers, batch, allow_unknown, unsafe, progress,
-) -> None:  # fmt: skip
-    """Run the submissions on the workers; record each result as it arrives (this thread only)."""
-    total = len(todo)
-    pending: dict[Future, str] = {}
-    queue = iter(todo.items())
-
-    def submit_next() -> None:
-        for name, (folder, _) in queue:
-            future = pool.submit(
-                grade_one,
-                name,
-                assignment,
-                folder,
-                templates,
-                ignore_pattern,
-                limits,
-                sandboxes,
-                references,
-            )
-            pending[future] = name
-            return
-
-    for _ in range(workers):
-        submit_next()
+def _finished(
+    future: Future, name: str, assignment: str, entry: tuple[Path, str], unsafe: bool, batch: Batch
+) -> SubmissionResult:
+    """The result of a grading job, stamped with what identifies the submission."""
+    folder, key = entry
     try:
-        while pending:
-            watched = [*pending] if references.done() else [*pending, references]
-            done, _ = wait(watched, return_when=FIRST_COMPLETED)
-            if references.done() and references.exception() is not None:
-                raise references.exception()
-            done = [f for f in done if f is not references]
-            for future in done:
-                name = pending.pop(future)
-                try:
-                    result = future.result()
-                except Exception as error:  # a bug of the grader: this student gets a result all the same
-                    result = SubmissionResult(student=name, assignment=assignment, status="error")
-                    result.reason = f"grader error ({type(error).__name__}: {error}); please report it"
-                    batch.grader_errors += 1
-                result.digest = todo[name][1]
-                result.unsafe = unsafe
-                if unsafe:
-                    result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
-                result.timestamp = submitted_at(todo[name][0])
-                if name not in {s.id for s in gb.students}:
-                    result.notices.append(f"student {name} was not on the roster and has been added")
-                write_result(course_dir, result)
-                record(gb, result, allow_unknown)
-                batch.results.append(result)
-                if progress:
-                    progress(len(batch.results), total, result)
-                submit_next()
-    except BaseException:
-        for future in pending:
-            future.cancel()
-        raise
+        result = future.result()
+    except Exception as error:  # a bug of the grader: this student gets a result all the same
+        result = SubmissionResult(student=name, assignment=assignment, status="error")
+        result.reason = f"grader error ({type(error).__name__}: {error}); please report it"
+        batch.grader_errors += 1
+    result.digest, result.unsafe, result.timestamp = key, unsafe, submitted_at(folder)
+    if unsafe:
+        result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
+    return result
 
 
 def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:

@@ -23,6 +23,8 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from autograder import LANGUAGES, notebooks
 from autograder.config import gradebook_url, load_config
+from autograder.messages import stop_reason
+from autograder.references import ensure
 from autograder.release import generate
 from autograder.run import run_in_sandbox
 from autograder.sandbox import DEFAULT_LIMITS, Limits, WorkerPool, check_available
@@ -112,42 +114,51 @@ def digest(folder: Path, templates: dict) -> str:
 
 
 def submitted_at(folder: Path) -> str:
-    """nbgrader's timestamp.txt when there is one, else the newest file's time."""
-    stamp = folder / "timestamp.txt"
-    if stamp.is_file():
-        return stamp.read_text().strip()
-    newest = max((p.stat().st_mtime for p in folder.glob("*.ipynb")), default=time.time())
-    return datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d %H:%M:%S.%f %Z")
+    """nbgrader's timestamp.txt when it can be read, else the newest notebook's file time (see below)."""
+    return submission_time(folder)[0]
 
 
-class ReferenceFailed(RuntimeError):
-    """The instructor's own solution does not pass its tests in the grader: fix the lesson first."""
+def submission_time(folder: Path) -> tuple[str, str]:
+    """``(time, notice)``: when the submission was made, in UTC, as nbgrader's gradebook parses it.
 
-
-def reference_records(pool: WorkerPool, templates: dict, limits: Limits) -> dict[str, dict[str, list[dict]]]:
-    """What every check receives from the instructor's solution: ``{notebook: {grade_id: reports}}``.
-
-    Test cells are language-neutral, so one language's run serves both.
+    The time is timestamp.txt's (written by nbgrader or ``collect``), else the newest notebook's
+    file time. The notice is "" unless timestamp.txt is there but cannot be used (not a plain
+    file, not short ASCII text, not a date). The time is written afresh from the parsed date,
+    so no text of the file reaches the gradebook, feedback or notices.
     """
-    references = {}
-    for (name, lang), template in sorted(templates.items()):
-        if name in references:
-            continue
-        run = run_in_sandbox(pool, notebooks.copy(template.nb), limits)
-        failing = []
-        for cell in run.nb.cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("grade") and cell.cell_type == "code":
-                errors = [o for o in cell.outputs if o.output_type == "error"]
-                if errors or run.stopped:
-                    reason = f"{errors[0].ename}: {errors[0].evalue}" if errors else run.stopped
-                    failing.append(f"{meta['grade_id']} ({reason})")
-        if failing:
-            raise ReferenceFailed(
-                f"the solution in source/ of {name} ({lang}) fails in the grader: {'; '.join(failing)}"
-            )
-        references[name] = run.records
-    return references
+    from nbgrader.utils import parse_utc  # what the gradebook parses the time with
+
+    def usable(when: datetime | None) -> bool:
+        return when is not None and 1970 <= when.year <= 9999
+
+    stamp, when = folder / "timestamp.txt", None
+    present = stamp.is_symlink() or stamp.exists()
+    if present and stamp.is_file() and not stamp.is_symlink():
+        try:
+            with os.fdopen(os.open(stamp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as file:
+                text = file.read(101).decode("ascii").strip()
+            # nbgrader writes "%Y-%m-%d %H:%M:%S.%f %Z" (a course may configure another format);
+            # no path-like time zone name, which dateutil would open as a file
+            plain = all(c.isalnum() or c in " :.,+-_/" for c in text) and ".." not in text
+            if 8 <= len(text) <= 100 and plain and not any(part.startswith("/") for part in text.split()):
+                when = parse_utc(text)
+        except Exception:  # unreadable, not ASCII, or not a date (dateutil raises several types)
+            when = None
+    if not usable(when):
+        times = []
+        for path in folder.glob("*.ipynb"):
+            try:
+                times.append(path.lstat().st_mtime)
+            except OSError:
+                continue
+        try:
+            newest = datetime.fromtimestamp(max(times, default=time.time()), UTC).replace(tzinfo=None)
+        except (OverflowError, OSError, ValueError):
+            newest = None
+        newest = newest if usable(newest) else datetime.now(UTC).replace(tzinfo=None)
+        notice = "timestamp.txt could not be read: the file time was used" if present else ""
+        return newest.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), notice
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f UTC"), ""
 
 
 def grade_one(
@@ -162,8 +173,9 @@ def grade_one(
 ) -> SubmissionResult:
     """Grade one student's folder; never raises for anything the student did.
 
-    ``references`` (the instructor's run) may still be computing on another worker:
-    it is needed only to score, after this submission has run.
+    ``references`` (learnt from the instructor's solution, ``autograder.references``) may
+    still be computing in a sandbox of its own: it is needed only to score, after this
+    submission has run.
     """
     started = time.monotonic()
     names = sorted({name for name, _ in templates})
@@ -194,10 +206,11 @@ def grade_one(
         result.notices += assembled.notices
         run = run_in_sandbox(pool, assembled.nb, limits)
         if run.stopped:
-            result.notices.append(f"{name}: stopped at cell {run.stopped_at}: {run.stopped}")
+            why = stop_reason(run.stopped, "en")
+            result.notices.append(f"{name}: stopped at cell {run.stopped_at}: {why}")
         if run.restored:
             result.notices.append(
-                f"{name}: the notebook changed {', '.join(run.restored[:5])}; put back for the tests"
+                f"{name}: the notebook changed {run.restored} library attribute(s); put back for the tests"
             )
         result.cells[name] = score_run(run, template, assembled, ignore_pattern, references.result()[name])
         result.executed[name] = run.nb
@@ -321,11 +334,13 @@ def grade_assignment(
         return batch
     own_pool = sandboxes is None
     if own_pool:
-        sandboxes = WorkerPool(max(1, min(workers or os.cpu_count() or 1, total)), unsafe=unsafe)
+        sandboxes = WorkerPool(
+            max(1, min(workers or os.cpu_count() or 1, total)), unsafe=unsafe, limits=limits
+        )
     workers = len(sandboxes.workers)
     try:
         with Gradebook(db_url) as gb, ThreadPoolExecutor(workers + 1) as pool:
-            references = pool.submit(reference_records, sandboxes, templates, limits)
+            references = pool.submit(ensure, course_dir, assignment, templates, limits, unsafe)
             # Results are recorded here, in this thread only, one at a time as they arrive.
             pending: dict[Future, str] = {}
             queue = iter(todo.items())
@@ -385,12 +400,25 @@ def _finished(
         result = future.result()
     except Exception as error:  # a bug of the grader: this student gets a result all the same
         result = SubmissionResult(student=name, assignment=assignment, status="error")
-        result.reason = f"grader error ({type(error).__name__}: {error}); please report it"
+        log = _log_grader_error(folder, name, assignment, error)
+        result.reason = f"grader error ({type(error).__name__}); the traceback is in {log}; please report it"
         batch.grader_errors += 1
     result.digest, result.unsafe, result.timestamp = key, unsafe, submitted_at(folder)
     if unsafe:
         result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
     return result
+
+
+def _log_grader_error(folder: Path, student: str, assignment: str, error: Exception) -> str:
+    """Write the traceback where the instructor finds it (never into a result a student sees)."""
+    import traceback
+
+    course_dir = folder.parents[2]
+    target = course_dir / "autograded" / student / assignment / "grader-error.txt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(traceback.format_exception(error))
+    target.write_text(text.encode("utf-8", "replace").decode("utf-8"), encoding="utf-8")
+    return str(target.relative_to(course_dir))
 
 
 def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:

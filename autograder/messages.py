@@ -22,6 +22,7 @@ TEXT: dict[str, dict[str, str]] = {
         "ru": "в работе нет ячейки ответа {grade_id}",
     },
     "stopped": {"en": "not run: {reason}", "ru": "не выполнено: {reason}"},
+    "an_exception": {"en": "an exception", "ru": "исключение"},
     "title": {"en": "Feedback", "ru": "Отзыв"},
     "exercise": {"en": "Exercise", "ru": "Упражнение"},
     "points": {"en": "Points", "ru": "Баллы"},
@@ -42,6 +43,43 @@ TEXT: dict[str, dict[str, str]] = {
         "ru": "Скрытые тесты запускались на данных, которых вы не видели; показан только их итог.",
     },
 }
+
+
+# Why a run stopped: the codes of autograder.protocol.STOP_REASONS.
+STOP_REASONS: dict[str, dict[str, str]] = {
+    "cell_time": {"en": "a cell ran past the time limit", "ru": "ячейка превысила лимит времени"},
+    "notebook_time": {
+        "en": "the notebook ran past the time limit",
+        "ru": "тетрадка превысила лимит времени",
+    },
+    "output_limit": {"en": "the notebook printed too much", "ru": "тетрадка вывела слишком много текста"},
+    "memory": {"en": "the notebook ran out of memory", "ru": "тетрадке не хватило памяти"},
+    "exited": {"en": "the notebook ended its own process", "ru": "тетрадка завершила свой процесс"},
+    "killed": {
+        "en": "the process was killed (out of memory, a crash, or a signal)",
+        "ru": "процесс был убит (нехватка памяти, сбой или сигнал)",
+    },
+    "crashed": {"en": "the grader's runner failed", "ru": "сбой исполнителя проверки"},
+    "ended": {
+        "en": "the process ended before the notebook finished",
+        "ru": "процесс завершился раньше, чем тетрадка",
+    },
+    "protocol": {
+        "en": "the notebook interfered with the grader's channel",
+        "ru": "тетрадка вмешалась в канал связи с проверяющей системой",
+    },
+    "sandbox": {"en": "the sandbox stopped", "ru": "песочница остановилась"},
+    "unclean": {
+        "en": "the sandbox could not be cleaned after the notebook",
+        "ru": "песочницу не удалось очистить после тетрадки",
+    },
+}
+
+
+def stop_reason(code: str, lang: str) -> str:
+    """The catalogue's words for a stop reason code (never text from the run)."""
+    entry = STOP_REASONS.get(code, STOP_REASONS["ended"])
+    return entry[lang if lang in entry else "en"]
 
 
 def text(key: str, lang: str, **fields) -> str:

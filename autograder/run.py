@@ -1,45 +1,60 @@
-"""Running an assembled notebook in a sandbox worker, and putting the outputs back into it."""
+"""Running an assembled notebook in a sandbox worker, and putting the outputs back into it.
+
+Test cells are rewritten first (``autograder.testcells``): in a student's notebook
+("graded" mode) they keep only the values their checks are given; the instructor's
+("reference" mode) records what each check compares with.
+"""
 
 from dataclasses import dataclass, field
 
 import nbformat
 
-from autograder.sandbox import DEFAULT_LIMITS, Limits, WorkerPool
+from autograder.sandbox import DEFAULT_LIMITS, Limits, RunEvents
+from autograder.testcells import TestCellError, rewrite
 
 
 @dataclass
 class Run:
     nb: nbformat.NotebookNode  # the assembled notebook, now with outputs
-    records: dict[str, list[dict]] = field(default_factory=dict)  # test grade_id -> check reports
-    stopped: str | None = None
+    reports: dict[str, list[dict]] = field(default_factory=dict)  # test grade_id -> values reported
+    references: dict[str, list[dict]] = field(default_factory=dict)  # test grade_id -> expected values
+    stopped: str | None = None  # a reason code (autograder.protocol.STOP_REASONS)
     stopped_at: int | None = None  # index of the cell that hit a limit
     ran: set[int] = field(default_factory=set)  # indexes of cells that ran to the end
-    restored: list[str] = field(default_factory=list)  # library attributes put back before tests
+    restored: int = 0  # library attributes put back before tests
 
 
-def sandbox_cells(nb: nbformat.NotebookNode) -> list[dict]:
+def sandbox_cells(nb: nbformat.NotebookNode, mode: str = "graded") -> list[dict]:
     cells = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         meta = cell.metadata.get("nbgrader", {})
         is_test = bool(meta.get("grade")) and not meta.get("solution")
+        source = cell.source
+        if is_test:
+            try:
+                source = rewrite(cell.source, mode)
+            except TestCellError as error:  # the instructor's cell: a lesson bug, stated per cell
+                problem = f"test cell {meta.get('grade_id')}: {error}"
+                source = f"raise SyntaxError({problem!r})"
         cells.append(
             {
                 "index": index,
                 "kind": "test" if is_test else "code",
-                "source": cell.source,
+                "source": source,
                 "grade_id": meta.get("grade_id", ""),
             }
         )
     return cells
 
 
-def run_in_sandbox(pool: WorkerPool, nb: nbformat.NotebookNode, limits: Limits = DEFAULT_LIMITS) -> Run:
-    events = pool.run(sandbox_cells(nb), limits)
-    run = Run(
-        nb=nb, stopped=events.stopped, stopped_at=events.stopped_at, restored=sorted(set(events.restored))
-    )
+def run_in_sandbox(
+    pool, nb: nbformat.NotebookNode, limits: Limits = DEFAULT_LIMITS, mode: str = "graded"
+) -> Run:
+    """Run ``nb`` on a worker of ``pool`` (a WorkerPool or a single Worker)."""
+    events: RunEvents = pool.run(sandbox_cells(nb, mode), limits, mode)
+    run = Run(nb=nb, stopped=events.stopped, stopped_at=events.stopped_at, restored=events.restored)
     count = 0
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -58,7 +73,8 @@ def run_in_sandbox(pool: WorkerPool, nb: nbformat.NotebookNode, limits: Limits =
             cell.execution_count = None
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id:
-            run.records[grade_id] = events.records.get(index, [])
+            run.reports[grade_id] = events.reports.get(index, [])
+            run.references[grade_id] = events.references.get(index, [])
     if run.stopped is not None and run.stopped_at is None:
         run.stopped_at = max(run.ran, default=-1) + 1
     return run

@@ -1,25 +1,30 @@
 """Scoring the cells of a run, with a reason for every lost point.
 
-Two conditions, both required. nbgrader's rule, applied by
-``nbgrader.utils.determine_grade`` itself so that scores equal ``nbgrader
-autograde``'s: the test cell ran and shows no error and nothing on stderr
-(library warnings excepted, as configured with ``IgnorePattern``); a number
-as its value gives partial credit. And the grader's own: the values its checks
-were given match the instructor's solution (``autograder.verify``). A cell
-that never ran because a limit stopped the notebook scores 0.
+A test cell scores its points when it ran to the end with no error and
+nothing on stderr (nbgrader's rule; library warnings excepted, as configured
+with ``IgnorePattern``), and every value its checks were given matches the
+reference (``autograder.verify``); otherwise 0. A cell that never ran because
+a limit stopped the notebook scores 0. Every reason is written here from the
+catalogue (``autograder.messages``): the only words that come from the run
+are the names of builtin exceptions.
 """
 
+import builtins
 import re
 from dataclasses import dataclass
 
-from nbgrader.utils import determine_grade
-
-from autograder.messages import text
+from autograder.messages import stop_reason, text
 from autograder.run import Run
 from autograder.submission import Assembled, Template
 from autograder.verify import MISMATCH, cell_matches, explain
 
 BLANK_ANSWER = "YOUR ANSWER HERE"
+# The exception names a reason may repeat: Python's own, and nothing a notebook can define.
+BUILTIN_EXCEPTIONS = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+)
 
 
 @dataclass
@@ -37,6 +42,7 @@ class CellResult:
 def score_run(
     run: Run, template: Template, assembled: Assembled, ignore_pattern: str, references: dict[str, list[dict]]
 ) -> list[CellResult]:
+    """Every grade cell of ``template`` scored from ``run`` against ``references`` ({grade_id: [...]})."""
     lang = assembled.language
     by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): (i, c) for i, c in enumerate(run.nb.cells)}
     results = []
@@ -55,13 +61,15 @@ def score_run(
         if grade.exercise in assembled.missing_answers:
             score, message = 0.0, text("missing", lang, grade_id=grade.exercise)
         elif index not in run.ran:
-            score, message = 0.0, text("stopped", lang, reason=run.stopped or "?")
+            score, message = 0.0, text("stopped", lang, reason=stop_reason(run.stopped or "ended", lang))
         else:
             _drop_ignored_stderr(cell, ignore_pattern)
-            score, _ = determine_grade(cell)
-            expected, reported = references.get(grade.grade_id, []), run.records.get(grade.grade_id, [])
-            if score and not cell_matches(expected, reported):
-                score = 0.0
+            expected, reported = references.get(grade.grade_id, []), run.reports.get(grade.grade_id, [])
+            clean = not any(
+                o.output_type == "error" or (o.output_type == "stream" and o.name == "stderr")
+                for o in cell.outputs
+            )
+            score = grade.points if clean and cell_matches(expected, reported) else 0.0
             message = "" if score == grade.points else _reason(cell, expected, reported, lang)
         results.append(
             CellResult(
@@ -89,8 +97,8 @@ def _reason(cell, expected: list[dict], reported: list[dict], lang: str) -> str:
     if ename == "NotImplementedError":
         return text("not_written", lang)
     explained = explain(expected, reported, lang)
-    if errors and ename != "CheckFailed":
-        name = ename if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,60}", ename) else "an exception"
+    if errors:
+        name = ename if ename in BUILTIN_EXCEPTIONS else text("an_exception", lang)
         return text("error_hidden", lang, ename=name) + (f"\n{explained}" if explained else "")
     if explained:
         return explained

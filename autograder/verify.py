@@ -1,15 +1,17 @@
-"""The grader's own judgement of test cells: the student's values against the instructor's.
+"""The grader's own judgement of test cells: the student's values against the references.
 
-Each course check, run in the sandbox, reports the value it was given. The
-instructor's solution, run once per batch the same way, gives the values a
-correct answer produces on the same inputs (test cells are re-seeded, so their
-random inputs do not depend on what ran before). Here, in the grader's process,
-where no student code ever runs, each reported value is decoded into a fresh
-plain tensor or number and compared with the course checks themselves, using
-the options of the instructor's run. A test cell passes only if nbgrader's
-rule passes it (no error, nothing on stderr) *and* every value matches, in the
-same order: a test cell that the student's code made look passed in its own
-process still fails here.
+In a graded run each check site of a test cell reports only the value it was
+given (``autograder.testcells``); the references hold, per site, what the
+check compares with, learnt from the instructor's solution in a sandbox of its
+own (``autograder.references``). Here, in the grader's process, where no
+student code ever runs, each reported value is decoded into a fresh plain
+tensor or number and compared with the course checks themselves, with the
+check's own options. A test cell passes only if every check call of the
+reference is matched, site by site and in order.
+
+Messages are written here, from decoded numbers: nothing the student's process
+chose as text (a string answer, a grad_fn name, an exception message) is
+repeated.
 """
 
 import base64
@@ -27,10 +29,6 @@ from course.i18n import get_language, set_language
 MISMATCH = {
     "en": "the values your code gave do not match the instructor's solution on the grader's inputs",
     "ru": "значения, которые дал ваш код, не совпадают с решением преподавателя на входных данных проверки",
-}
-MISSING = {
-    "en": "the test did not run to the end (its checks were not all reached)",
-    "ru": "тест не выполнился до конца (не все проверки были выполнены)",
 }
 
 
@@ -70,48 +68,74 @@ def _failure(check, *args, **kwargs) -> str | None:
     return None
 
 
+def _plain(payload: dict):
+    """A plain value (check_value, check_true) decoded, types kept."""
+    kind, value = payload.get("t"), payload.get("v")
+    if kind in ("list", "tuple"):
+        items = [_plain(v) for v in value]
+        return items if kind == "list" else tuple(items)
+    if kind == "float":
+        return float(value)
+    if kind in ("none", "bool", "int", "str"):
+        return value
+    return _OTHER
+
+
+_OTHER = object()
+
+
+def _option(options: dict, name: str, default=None):
+    value = options.get(name, default)
+    return float(value) if isinstance(value, str) and name in ("rtol", "atol") else value
+
+
 def same(reference: dict, student: dict) -> bool:
-    """Whether one check call of the student's run matches the instructor's."""
-    if (reference["k"], reference["n"]) != (student["k"], student["n"]):
+    """Whether one reported value matches its reference, as the course check would judge it."""
+    if (reference["site"], reference["kind"]) != (student["site"], student["kind"]):
         return False
-    kind, options = reference["k"], reference.get("o", {})
-    want, got = reference["p"], student["p"]
-    if got.get("t") == "tampered":  # the code under test changed torch, NumPy or the course meanwhile
+    kind, options = reference["kind"], reference.get("options", {})
+    want, got = reference["expected"], student["value"]
+    if got.get("t") in ("tampered", "other", "too_large"):
         return False
     if kind == "tensor":
         if want.get("t") != "tensor" or got.get("t") != "tensor":
-            return want == got and want.get("t") not in ("other", "too_large")
-        tolerances = {k: float(options[k]) for k in ("rtol", "atol") if options.get(k) is not None}
-        if not _quietly(
-            checks.check_tensor, "value", _tensor(got), _tensor(want),
-            check_dtype=options.get("check_dtype", True), **tolerances,
-        ):  # fmt: skip
             return False
-        if options.get("check_dtype", True) and got["dtype"] != want["dtype"]:
+        tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
+        check_dtype = options.get("check_dtype", True) is not False
+        if not _quietly(
+            checks.check_tensor, "value", _tensor(got), _tensor(want), check_dtype=check_dtype, **tolerances
+        ):
+            return False
+        if check_dtype and got["dtype"] != want["dtype"]:
             return False
         for option, field in (
             ("requires_grad", "requires_grad"),
             ("is_leaf", "is_leaf"),
             ("has_grad", "grad_set"),
         ):
-            if options.get(option) is not None and got[field] != want[field]:
+            if options.get(option) is not None and got[field] != options[option]:
                 return False
-        return not (options.get("device") is not None and got["device"] != want["device"])
+        return options.get("device") is None or got["device"] == options["device"]
     if kind == "scalar":
         want_value, got_value = _number(want), _number(got)
         if want_value is None or got_value is None:
             return False
         return _quietly(
-            checks.check_scalar, "value", got_value, want_value, rtol=float(options.get("rtol", 1e-5)),
-            atol=float(options.get("atol", 1e-8)),
+            checks.check_scalar, "value", got_value, want_value,
+            rtol=_option(options, "rtol", 1e-5), atol=_option(options, "atol", 1e-8),
         )  # fmt: skip
     if kind == "chain":
-        return got.get("t") == "tensor" and want.get("t") == "tensor" and got["chain"] == want["chain"]
-    # check_value and check_true: the exact same plain value, type included
-    return got == want and got.get("t") != "other"
+        names = [v.get("v") for v in want.get("v", [])]
+        return got.get("t") == "tensor" and got["chain"][: len(names) + 1] == names
+    if kind == "true":
+        return got == {"t": "bool", "v": True}
+    # check_value: the same plain value, type included
+    expected, actual = _plain(want), _plain(got)
+    return _OTHER not in (expected, actual) and checks._plain_equal(actual, expected)
 
 
 def cell_matches(reference: list[dict], student: list[dict]) -> bool:
+    """Every check call of the reference matched, in order, and nothing else reported."""
     return len(reference) == len(student) and all(same(r, s) for r, s in zip(reference, student, strict=True))
 
 
@@ -138,28 +162,40 @@ def explain(reference: list[dict], student: list[dict], lang: str) -> str | None
 
 def _explain(reference: list[dict], student: list[dict], checks_language: str) -> str | None:
     for position, want in enumerate(reference):
-        name = want["n"]
+        name = want["name"]
         if position >= len(student):
             return NOT_REACHED[checks_language].format(name=name)
         got = student[position]
         if same(want, got):
             continue
-        if (got["k"], got["n"]) != (want["k"], want["n"]) or got["p"].get("t") == "tampered":
+        if (got["site"], got["kind"]) != (want["site"], want["kind"]) or got["value"].get("t") == "tampered":
             return MISMATCH_AT[checks_language].format(name=name)
-        reveal = _truthy(want.get("o", {}).get("reveal", True))
+        reveal = _truthy(want.get("options", {}).get("reveal", True))
         message = _compare_message(want, got, reveal)
         return message or MISMATCH_AT[checks_language].format(name=name)
     return None
 
 
 def _compare_message(want: dict, got: dict, reveal: bool) -> str | None:
-    kind, name, options = want["k"], want["n"], want.get("o", {})
-    w, g = want["p"], got["p"]
+    kind, name, options = want["kind"], want["name"], want.get("options", {})
+    w, g = want["expected"], got["value"]
     if kind == "tensor" and w.get("t") == "tensor" and g.get("t") == "tensor":
-        tolerances = {k: float(options[k]) for k in ("rtol", "atol") if options.get(k) is not None}
-        return _failure(checks.check_tensor, name, _tensor(g), _tensor(w), reveal=reveal, **tolerances)
+        tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
+        check_dtype = options.get("check_dtype", True) is not False
+        return _failure(
+            checks.check_tensor,
+            name,
+            _tensor(g),
+            _tensor(w),
+            reveal=reveal,
+            check_dtype=check_dtype,
+            **tolerances,
+        )
     if kind == "scalar" and _number(w) is not None and _number(g) is not None:
-        return _failure(checks.check_scalar, name, _number(g), _number(w), reveal=reveal)
+        return _failure(
+            checks.check_scalar, name, _number(g), _number(w), reveal=reveal,
+            rtol=_option(options, "rtol", 1e-5), atol=_option(options, "atol", 1e-8),
+        )  # fmt: skip
     return None
 
 

@@ -45,12 +45,14 @@ class CheckFailed(AssertionError):
     """A value did not pass a check; the message says why and what to do."""
 
 
-def _record(kind: str, name: str, actual: object, options: dict) -> None:
-    """Where each check reports what it was given.
+def _record(kind: str, name: str, expected: object, options: dict) -> None:
+    """Where each check reports the value it compares with.
 
-    A no-op in a notebook. The grader's sandbox runs the checks with its own
-    recorder, which sends the value to the grader; the grader compares it with
-    what the instructor's solution gives, in its own process.
+    A no-op in a notebook. When the grader runs the instructor's solution to
+    learn the references, it runs the checks with its own recorder, which sends
+    the expected value and the options. A student's notebook is graded without
+    the checks: its test cells only report the values they were given, and the
+    grader compares them with these references in its own process.
     """
 
 
@@ -175,7 +177,7 @@ def check_tensor(
     __tracebackhide__ = True
     options = {"rtol": rtol, "atol": atol, "check_dtype": check_dtype, "requires_grad": requires_grad}
     options |= {"is_leaf": is_leaf, "has_grad": has_grad, "device": device, "reveal": reveal}
-    _record("tensor", name, actual, options)
+    _record("tensor", name, expected, options)
     tensor = _require_tensor(name, actual, hint)
     want = _reference(expected)
 
@@ -251,7 +253,7 @@ def check_scalar(
 ) -> None:
     """Check that ``actual`` is a real number (or a one-element tensor) close to ``expected``."""
     __tracebackhide__ = True
-    _record("scalar", name, actual, {"rtol": rtol, "atol": atol, "reveal": reveal})
+    _record("scalar", name, expected, {"rtol": rtol, "atol": atol, "reveal": reveal})
     kind = _type(actual)
     if kind in _PLAIN_TENSOR_TYPES:
         if actual.numel() != 1:
@@ -306,7 +308,7 @@ def check_value(
     The type must match exactly: ``1`` is not ``True`` and ``"None"`` is not ``None``.
     """
     __tracebackhide__ = True
-    _record("value", name, actual, {"reveal": reveal})
+    _record("value", name, expected, {"reveal": reveal})
     if _type(expected) not in _PLAIN_VALUE_TYPES:
         raise TypeError(f"check_value compares plain Python values, not {_describe(expected)}")
     if _type(actual) is not _type(expected):
@@ -326,7 +328,7 @@ def _safe_repr(value: object, limit: int = 80) -> str:
 def check_true(name: str, condition: object, *, hint: Hint = None) -> None:
     """Check that ``condition`` is the boolean ``True`` (not merely something truthy)."""
     __tracebackhide__ = True
-    _record("true", name, condition, {})
+    _record("true", name, True, {})
     if _type(condition) is not bool:
         _fail(name, message("not_bool", got=_describe(condition)), hint)
     if not condition:
@@ -353,7 +355,7 @@ def check_grad_fn_chain(name: str, tensor: object, expected: Sequence[str], *, h
     the chain must end where the list ends.
     """
     __tracebackhide__ = True
-    _record("chain", name, tensor, {"length": len(expected)})
+    _record("chain", name, list(expected), {"length": len(expected)})
     expected = list(expected)
     real = _require_tensor(name, tensor, hint)
     if real.grad_fn is None:

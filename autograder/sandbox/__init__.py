@@ -8,10 +8,18 @@ network, a read-only view of the Python environment and of the ``course`` and
 ``autograder`` packages only, a private ``/scratch`` and ``/tmp``; no view of
 the gradebook, ``source/``, other submissions or anyone's home. When started
 as root, each worker runs under its own unprivileged user id, so that process
-limits hold.
+limits hold; two graders on one machine never share a user id.
+
+The grader owns the clock: a job that runs past its limits, or a sandbox that
+stops answering (its zygote stopped or dead), is ended by killing the whole
+sandbox, which is then started again. So is a sandbox whose zygote broke the
+protocol or could not clean up after a job. Where the kernel lets this
+process make memory cgroups, each sandbox gets one, so that one limit covers
+every byte a job holds, tmpfs files included.
 """
 
-import json
+import fcntl
+import itertools
 import os
 import platform
 import shutil
@@ -20,7 +28,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, field
+
+from autograder import protocol
 
 INSTALL_HINT = (
     "Grading runs student code inside a bubblewrap sandbox, and `bwrap` was not found or does not work here. "
@@ -29,9 +40,17 @@ INSTALL_HINT = (
     "(a VM or a container). To grade without isolation anyway, at your own risk, pass --unsafe-no-sandbox."
 )
 FIRST_WORKER_UID = 61000
-MAX_FRAME_BYTES = 32 * 2**20  # as in zygote.py
+WORKER_UIDS = 1000  # 61000 .. 61999, each held by one worker of one grader at a time
+UID_LOCKS = (
+    "/run/lock/autograder-uids"
+    if os.path.isdir("/run/lock")
+    else os.path.join(tempfile.gettempdir(), "autograder-uids")
+)
 FIRST_WORKER_HEAD_START_S = 2.0
 STARTUP_SECONDS = 120
+GRACE_SECONDS = 10.0  # the zygote's own timers fire first; the grader's end what they could not
+TMPFS_BYTES = {"/tmp": 128 * 2**20, "/scratch": 256 * 2**20, "/dev/shm": 64 * 2**20}
+ZYGOTE_ALLOWANCE_BYTES = 1 * 2**30  # what the zygote itself holds (torch, NumPy, matplotlib loaded)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -57,14 +76,15 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass
 class RunEvents:
-    """What one notebook run reported, cell by cell."""
+    """What one notebook run reported, cell by cell (checked against ``autograder.protocol``)."""
 
     outputs: dict[int, list[dict]] = field(default_factory=dict)
-    records: dict[int, list[dict]] = field(default_factory=dict)
+    reports: dict[int, list[dict]] = field(default_factory=dict)  # graded mode: values the checks got
+    references: dict[int, list[dict]] = field(default_factory=dict)  # reference mode: expected values
     started: list[int] = field(default_factory=list)
-    stopped: str | None = None
+    stopped: str | None = None  # a reason code of protocol.STOP_REASONS
     stopped_at: int | None = None
-    restored: list[str] = field(default_factory=list)  # library attributes the notebook changed
+    restored: int = 0  # library attributes the notebook changed, put back before tests
 
 
 def bwrap_path() -> str | None:
@@ -101,8 +121,10 @@ def _reachable_by_anyone(path: str) -> bool:
     return True
 
 
-def sandbox_command(index: int, program: list[str] | None = None, staging: str | None = None) -> list[str]:
-    """The command that starts worker ``index``'s sandbox running ``program`` (default: the zygote).
+def sandbox_command(
+    uid: int, program: list[str] | None = None, staging: str | None = None, cgroup: str | None = None
+) -> list[str]:
+    """The command that starts a sandbox running ``program`` (default: the zygote) as ``uid`` when root.
 
     As root, the worker runs under an unprivileged uid of its own (root's processes ignore
     process limits). Paths that uid cannot reach (a Python under /root) are first bound,
@@ -125,6 +147,8 @@ def sandbox_command(index: int, program: list[str] | None = None, staging: str |
         else:
             binds += ["--ro-bind", path, path]
     command = []
+    if cgroup:  # join the sandbox's memory cgroup first, so that everything started after is in it
+        command += ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup]
     if prefix:
         script = (
             'while [ "$1" != "--" ]; do mount --bind "$1" "$2" || exit 111; shift 2; done; shift; exec "$@"'
@@ -132,7 +156,6 @@ def sandbox_command(index: int, program: list[str] | None = None, staging: str |
         command += ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "sh"]
         command += [*prefix, "--"]
     if as_root:
-        uid = FIRST_WORKER_UID + index
         command += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
     command += [
         bwrap_path() or "bwrap",
@@ -151,8 +174,9 @@ def sandbox_command(index: int, program: list[str] | None = None, staging: str |
         if os.path.islink(link):
             command += ["--symlink", target, link]
     # The private /tmp first: read-only binds below it (a course cloned under /tmp) stay visible.
-    command += ["--size", str(256 * 2**20), "--tmpfs", "/tmp"]
-    command += ["--size", str(512 * 2**20), "--tmpfs", "/scratch"]
+    command += ["--size", str(TMPFS_BYTES["/tmp"]), "--tmpfs", "/tmp"]
+    command += ["--size", str(TMPFS_BYTES["/scratch"]), "--tmpfs", "/scratch"]
+    command += ["--size", str(TMPFS_BYTES["/dev/shm"]), "--tmpfs", "/dev/shm"]
     command += binds
     environment = {
         "PATH": "/usr/bin:/bin",
@@ -191,49 +215,160 @@ def probe() -> str:
     staging = tempfile.mkdtemp(prefix="grader-stage-")
     os.chmod(staging, 0o755)
     try:
-        command = sandbox_command(0, ["/bin/true"], staging=staging)
+        command = sandbox_command(FIRST_WORKER_UID, ["/bin/true"], staging=staging)
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return "" if done.returncode == 0 else done.stderr.strip()[:300]
 
 
-def _read_exact(stream, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = stream.read(n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
+class UidLease:
+    """A worker user id that no other worker on this machine holds (a lock file per id)."""
+
+    def __init__(self):
+        os.makedirs(UID_LOCKS, mode=0o755, exist_ok=True)
+        for uid in range(FIRST_WORKER_UID, FIRST_WORKER_UID + WORKER_UIDS):
+            handle = open(os.path.join(UID_LOCKS, str(uid)), "a")  # held while the lease lives
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self.uid, self.handle = uid, handle
+            return
+        raise SandboxUnavailable(f"all {WORKER_UIDS} worker user ids are in use by other graders")
+
+    def release(self) -> None:
+        self.handle.close()
+
+
+class MemoryCgroup:
+    """A memory cgroup for one sandbox, where this process may make one (cgroup v2 or v1)."""
+
+    def __init__(self, path: str, limit_file: str, events_file: str):
+        self.path, self.limit_file, self.events_file = path, limit_file, events_file
+
+    @classmethod
+    def make(cls, name: str, limit_bytes: int) -> "MemoryCgroup | None":
+        for parent, limit_file, events_file in _cgroup_parents():
+            path = os.path.join(parent, name)
+            try:
+                os.makedirs(path, exist_ok=True)
+                with open(os.path.join(path, limit_file), "w") as limit:
+                    limit.write(str(limit_bytes))
+                swap = os.path.join(path, "memory.memsw.limit_in_bytes")
+                if limit_file == "memory.limit_in_bytes" and os.path.exists(swap):
+                    try:
+                        with open(swap, "w") as limit:
+                            limit.write(str(limit_bytes))
+                    except OSError:
+                        pass
+                return cls(path, limit_file, events_file)
+            except OSError:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+        return None
+
+    def oom_kills(self) -> int:
+        try:
+            with open(os.path.join(self.path, self.events_file)) as events:
+                for line in events:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def remove(self) -> None:
+        for _ in range(50):
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # processes still leaving it
+                time.sleep(0.02)
+
+
+def _cgroup_parents() -> list[tuple[str, str, str]]:
+    """Where this process could make memory cgroups: (folder, limit file, events file)."""
+    parents = []
+    try:
+        with open("/proc/self/cgroup") as own:
+            lines = own.read().splitlines()
+    except OSError:
+        return parents
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                folder = root + path
+                if os.path.exists(os.path.join(folder, "memory.max")) or _v2_memory(root + path):
+                    parents.append((folder, "memory.max", "memory.events"))
+        elif "memory" in controllers.split(","):
+            parents.append(("/sys/fs/cgroup/memory" + path, "memory.limit_in_bytes", "memory.oom_control"))
+    return [p for p in parents if os.access(p[0], os.W_OK)]
+
+
+def _v2_memory(folder: str) -> bool:
+    try:
+        with open(os.path.join(folder, "cgroup.subtree_control")) as control:
+            return "memory" in control.read().split()
+    except OSError:
+        return False
+
+
+_JOBS = itertools.count(1)
 
 
 class Worker:
-    """One sandbox with its zygote; runs one notebook at a time."""
+    """One sandbox with its zygote; runs one notebook at a time, on the grader's clock."""
 
-    def __init__(self, index: int, unsafe: bool = False):
+    def __init__(self, index: int, unsafe: bool = False, limits: Limits = DEFAULT_LIMITS):
         self.index, self.unsafe = index, unsafe
         self.process: subprocess.Popen | None = None
+        self.reader: protocol.FrameReader | None = None
         self.ready = False
         self.spawned = threading.Event()
         self.lock = threading.Lock()
         self.staging = tempfile.mkdtemp(prefix="grader-stage-")
         os.chmod(self.staging, 0o755)
+        self.lease = UidLease() if not unsafe and os.geteuid() == 0 else None
+        self.cgroup: MemoryCgroup | None = None
+        self.memory_limit = limits.memory_bytes
+        self.replacements = 0  # sandboxes started again after a job broke one
 
     def spawn(self) -> None:
         """Start the sandbox without waiting for it to be ready.
 
         bwrap dies with the *thread* that started it (--die-with-parent), so pools
         spawn their workers from the thread that owns them."""
-        command = unsafe_command() if self.unsafe else sandbox_command(self.index, staging=self.staging)
         environment = None
         if self.unsafe:
+            command = unsafe_command()
             environment = dict(
                 os.environ, OMP_NUM_THREADS="1", MPLCONFIGDIR=os.environ.get("MPLCONFIGDIR", "/tmp")
             )
+        else:
+            if self.cgroup is None:
+                name = f"autograder-{os.getpid()}-{self.index}-{id(self):x}"
+                self.cgroup = MemoryCgroup.make(name, self.memory_limit + ZYGOTE_ALLOWANCE_BYTES)
+            uid = self.lease.uid if self.lease else FIRST_WORKER_UID + self.index
+            command = sandbox_command(
+                uid, staging=self.staging, cgroup=self.cgroup.path if self.cgroup else None
+            )
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=environment,
+            start_new_session=True,
         )
+        self.reader = protocol.FrameReader(self.process.stdout.fileno())
         self.ready = False
         self.spawned.set()
 
@@ -241,8 +376,13 @@ class Worker:
         if self.process is None or self.process.poll() is not None:
             self.spawn()
         if not self.ready:
-            ready = self._receive()
-            if ready is None or ready.get("e") != "ready":
+            try:
+                ready = protocol.check(
+                    self.reader.read(time.monotonic() + STARTUP_SECONDS), None, frozenset({"ready"})
+                )
+            except (protocol.Timeout, protocol.Closed, protocol.ProtocolError):
+                ready = None
+            if ready is None:
                 self.close()
                 why = "" if self.unsafe else probe()
                 raise SandboxUnavailable(
@@ -250,78 +390,124 @@ class Worker:
                 )
             self.ready = True
 
-    def _send(self, message: dict) -> None:
-        data = json.dumps(message).encode("utf-8")
-        self.process.stdin.write(len(data).to_bytes(4, "big") + data)
-        self.process.stdin.flush()
+    def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS, mode: str = "graded") -> RunEvents:
+        """Run ``cells`` (dicts with index, kind 'code'/'test', source, grade_id) in a fresh child.
 
-    def _receive(self) -> dict | None:
-        header = _read_exact(self.process.stdout, 4)
-        if header is None:
-            return None
-        size = int.from_bytes(header, "big")
-        if size > MAX_FRAME_BYTES:
-            return None
-        body = _read_exact(self.process.stdout, size)
-        return None if body is None else json.loads(body)
-
-    def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS) -> RunEvents:
-        """Run ``cells`` (dicts with index, kind 'code'/'test', source, grade_id) in a fresh child."""
+        Never waits past the job's limits (plus a grace): then the sandbox is killed."""
         self.spawned.wait()
         with self.lock:
+            if limits.memory_bytes != self.memory_limit and not self.unsafe:
+                self.memory_limit = limits.memory_bytes
+                self._kill()
+                self._drop_cgroup()
             if self.process is None or self.process.poll() is not None or not self.ready:
                 self._start()
+            job = next(_JOBS)
             events = RunEvents()
+            oom_before = self.cgroup.oom_kills() if self.cgroup else 0
+            broken = None
             try:
-                self._send({"cells": cells, "limits": asdict(limits)})
-                while True:
-                    message = self._receive()
-                    if message is None:
-                        raise SandboxBroken("the sandbox stopped during the run")
-                    kind = message.get("e")
-                    if kind == "job_end":
-                        return events
-                    index = message.get("i")
-                    if kind == "start":
-                        events.started.append(index)
-                    elif kind == "end":
-                        events.outputs[index] = message.get("outputs", [])
-                    elif kind == "rec":
-                        events.records.setdefault(index, []).append(message)
-                    elif kind == "note":
-                        events.restored += [str(n) for n in message.get("restored", [])][:20]
-                    elif kind == "stopped":
-                        events.stopped, events.stopped_at = message.get("why"), index
-            except (SandboxBroken, BrokenPipeError, ValueError) as error:
-                self.close()
-                events.stopped = events.stopped or f"the sandbox was stopped ({error})"
-                events.stopped_at = events.started[-1] if events.started else 0
-                return events
+                self.process.stdin.write(
+                    protocol.encode(
+                        {"type": "job", "job": job, "mode": mode, "cells": cells, "limits": asdict(limits)}
+                    )
+                )
+                self.process.stdin.flush()
+                broken = self._collect(job, limits, events)
+            except (BrokenPipeError, OSError):
+                broken = "sandbox"
+            if broken:
+                self._kill()
+                if self.cgroup and self.cgroup.oom_kills() > oom_before:
+                    broken = "memory"
+                if events.stopped is None or broken in ("memory", "protocol"):
+                    events.stopped = broken
+                    events.stopped_at = events.started[-1] if events.started else None
+                self.replacements += 1
+            elif events.stopped == "killed" and self.cgroup and self.cgroup.oom_kills() > oom_before:
+                events.stopped = "memory"
+            return events
+
+    def _collect(self, job: int, limits: Limits, events: RunEvents) -> str | None:
+        """Read the job's messages into ``events``; what broke the sandbox, or None."""
+        started = time.monotonic()
+        notebook_deadline = started + limits.notebook_seconds + GRACE_SECONDS
+        cell_deadline = None
+        allowed = protocol.FROM_ZYGOTE - {"ready"}
+        while True:
+            deadline = min(notebook_deadline, cell_deadline or notebook_deadline)
+            try:
+                message = protocol.check(self.reader.read(deadline), job, allowed)
+            except protocol.Timeout:
+                events.stopped = "notebook_time" if time.monotonic() >= notebook_deadline else "cell_time"
+                events.stopped_at = events.started[-1] if events.started else None
+                return "timeout"
+            except protocol.Closed:
+                return "sandbox"
+            except protocol.ProtocolError:
+                return "protocol"
+            kind = message["type"]
+            if kind == "job_finished":
+                return None if message["clean"] else "unclean"
+            cell = message.get("cell")
+            if kind == "cell_started":
+                events.started.append(cell)
+                cell_deadline = time.monotonic() + limits.cell_seconds + GRACE_SECONDS
+            elif kind == "cell_finished":
+                events.outputs[cell] = message["outputs"]
+                cell_deadline = None
+            elif kind == "report":
+                events.reports.setdefault(cell, []).append(message)
+            elif kind == "reference":
+                events.references.setdefault(cell, []).append(message)
+            elif kind == "restored":
+                events.restored += message["count"]
+            elif kind == "stopped":
+                events.stopped, events.stopped_at = message["reason"], message["cell"]
+            if sum(len(r) for r in events.reports.values()) > 100_000:
+                return "protocol"
+
+    def _kill(self) -> None:
+        """End the sandbox and everything in it, whatever state its zygote is in."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, 9)
+        except OSError:
+            pass
+        try:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.process, self.reader, self.ready = None, None, False
+
+    def _drop_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
 
     def close(self) -> None:
-        if self.process is not None:
-            try:
-                self.process.kill()
-                self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-            for stream in (self.process.stdin, self.process.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-            self.process = None
-            self.ready = False
+        self._kill()
+        self._drop_cgroup()
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
         shutil.rmtree(self.staging, ignore_errors=True)  # empty mount points, unmounted with the sandbox
 
 
 class WorkerPool:
     """``size`` workers handed out one at a time to grading threads."""
 
-    def __init__(self, size: int, unsafe: bool = False):
+    def __init__(self, size: int, unsafe: bool = False, limits: Limits = DEFAULT_LIMITS):
         import queue
 
-        self.workers = [Worker(i, unsafe) for i in range(size)]
+        self.workers = [Worker(i, unsafe, limits) for i in range(size)]
         self.free: queue.Queue[Worker] = queue.Queue()
         for worker in self.workers:
             self.free.put(worker)
@@ -341,10 +527,10 @@ class WorkerPool:
                 self._closing.wait(FIRST_WORKER_HEAD_START_S)
         self._closing.wait()
 
-    def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS) -> RunEvents:
+    def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS, mode: str = "graded") -> RunEvents:
         worker = self.free.get()
         try:
-            return worker.run(cells, limits)
+            return worker.run(cells, limits, mode)
         finally:
             self.free.put(worker)
 

@@ -1,33 +1,36 @@
 """Inside the sandbox, in the forked child: run a notebook's cells and report them.
 
-The grader does not believe what a test cell concludes in the student's
-process. Every course check reports the value it was given; the grader, in its
-own process, compares it with the value the instructor's solution gives (see
-``autograder.verify``). What this module must guarantee is narrower: the
-values reported are the ones the test cell's code passed, in the order it
-passed them. To that end:
+Test cells arrive rewritten by the grader (``autograder.testcells``). In a
+student's notebook (graded mode) a test cell holds no expected value: each
+check call became ``__report__(site, kind, value)``, which sends the value the
+check would have been given. In the instructor's notebook (reference mode),
+which runs in a sandbox of its own, each check call became
+``__check__(site, check, ...)``: the real check runs and its expected value is
+sent. The grader compares the two in its own process.
 
-* Everything used after student code starts is captured when the zygote
-  imports this module, before any student code exists, and is reached only
-  through closures: builtins, private copies of the course checks (with a
-  globals dict of their own), the encoder (plain builtins and ``str`` methods,
-  not the ``json`` module), ``os.write``.
-* Test cells run as functions whose check functions and builtins are fast
-  locals: rebinding ``check_tensor``, ``len`` or ``isinstance`` in the
-  notebook, or patching ``course.checks``, changes nothing a test cell calls.
-* Cells run in a second thread; the main thread waits with nothing in reach,
-  so a signal handler's frame leads nowhere.
-* An audit hook, which Python does not let code remove, refuses what would
-  reach closures or frames: ``sys._getframe``, ``tb_frame``, ``f_back``,
-  generator frames, the garbage collector's object lists, ``ctypes``, tracing
-  hooks, replacing a function's code, and ``/proc`` memory files.
+Everything the student's code could change, it could also forge: whatever
+this process sends is taken as the student's answer, nothing more. The
+defences below keep honest mistakes and simple tricks from mattering, and
+make the rest harder; they are not what the grade's integrity rests on (see
+``docs/grading-security.md``):
+
+* What test cells use is captured when the zygote imports this module, before
+  any student code exists, and is reached through closures: builtins, the
+  encoder (plain builtins and ``str`` methods), ``os.write``.
+* Test cells run as functions whose report function and builtins are fast
+  locals: rebinding them in the notebook changes nothing a test cell calls.
+* Library attributes the notebook changed are put back before each test, and
+  a value reported while torch, NumPy or the course are changed does not count.
+* An audit hook refuses the usual routes to frames and memory:
+  ``sys._getframe`` into the test's frames, ``tb_frame``, generator frames, the
+  garbage collector's object lists, ``ctypes``, tracing hooks, replacing a
+  function's code, and ``/proc`` memory files (paths normalised first).
 """
 
 import _thread
 import ast
 import base64
 import builtins
-import hashlib
 import io
 import os
 import random
@@ -42,6 +45,7 @@ import course.checks as _checks_module
 MAX_PAYLOAD_BYTES = 8 * 2**20
 MAX_CELL_OUTPUT_CHARS = 100_000
 CHECK_NAMES = ("check_tensor", "check_scalar", "check_value", "check_true", "check_grad_fn_chain")
+TOOL_NAMES = ("__report__", "__check__")
 
 
 def _build():
@@ -49,7 +53,7 @@ def _build():
     _type, _len, _str, _repr, _float, _int = type, len, str, repr, float, int
     _isinstance, _ord, _list, _tuple, _dict = isinstance, ord, list, tuple, dict
     _os_write, _fsdecode, _b64 = os.write, os.fsdecode, base64.b64encode
-    _sha256, _urandom = hashlib.sha256, os.urandom
+    _realpath = os.path.realpath
     _BaseException, _RuntimeError = BaseException, RuntimeError
     _FunctionType, _CodeType = types.FunctionType, types.CodeType
     _Tensor, _Parameter, _strided, _bfloat16, _float32 = (
@@ -113,21 +117,15 @@ def _build():
             return "{" + ",".join([dump(_str(k)) + ":" + dump(v) for k, v in obj.items()]) + "}"
         return dump(_repr(obj))
 
-    def make_sender(fd):
-        """Messages signed with a key only this closure holds; the zygote drops the rest."""
-        key, counter = _urandom(32), [0]
-
-        def write(data):
-            frame = _len(data).to_bytes(4, "big") + data
-            while frame:
-                frame = frame[_os_write(fd, frame) :]
-
-        write(b"KEY" + key)
+    def make_sender(fd, job):
+        """Frames of the protocol (``autograder.protocol``), each naming this job."""
 
         def send(message):
+            message["job"] = job
             body = dump(message).encode("utf-8")
-            counter[0] += 1
-            write(_sha256(key + counter[0].to_bytes(8, "big") + body).digest() + body)
+            frame = _len(body).to_bytes(4, "big") + body
+            while frame:
+                frame = frame[_os_write(fd, frame) :]
 
         return send
 
@@ -178,6 +176,18 @@ def _build():
             return {"t": "number", "v": _repr(_float(actual))}
         return encode_plain(actual)
 
+    _reference = _checks_module._reference
+
+    def encode_expected(kind, expected):
+        """The value a check compares with, as the check itself reads it."""
+        if kind == "tensor":
+            return encode_tensor(_reference(expected))
+        if kind == "scalar":
+            if _isinstance(expected, _Tensor):
+                return {"t": "number", "v": _repr(_float(_reference(expected).reshape(-1)[0]))}
+            return {"t": "number", "v": _repr(_float(expected))}
+        return encode_plain(expected)
+
     def private_checks(record):
         namespace = _dict(vars(_checks_module))
         namespace["_record"] = record
@@ -220,7 +230,11 @@ def _build():
             if refused:
                 raise _RuntimeError("the grader's frames cannot be inspected while grading")
         if event == "open" and _isinstance(args[0], (_str, bytes)):
-            path = _fsdecode(args[0])
+            busy[0] = True
+            try:
+                path = _realpath(_fsdecode(args[0]))
+            finally:
+                busy[0] = False
             if path.startswith("/proc/") and (path.endswith(("/mem", "/maps", "/environ")) or "/fd/" in path):
                 raise _RuntimeError("reading process files in /proc is not allowed while grading")
 
@@ -228,6 +242,7 @@ def _build():
         "modes_active": modes_active,
         "audit": audit,
         "encode": encode,
+        "encode_expected": encode_expected,
         "make_sender": make_sender,
         "private_checks": private_checks,
         "builtins": _builtins,
@@ -284,7 +299,9 @@ def compile_test_cell(source: str, filename: str) -> tuple[types.CodeType, list[
     tree = ast.parse(source, filename)
     loaded = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     assigned, definitions = _assigned_names(tree)
-    protected = sorted(n for n in loaded - assigned if n in CHECK_NAMES or n in _TOOLS["builtins"])
+    protected = sorted(
+        n for n in loaded - assigned if n in CHECK_NAMES or n in TOOL_NAMES or n in _TOOLS["builtins"]
+    )
     shared = sorted(n for n in assigned if not n.startswith("_") or n in definitions)
     body = list(tree.body) or [ast.Pass()]
     if shared:
@@ -342,7 +359,11 @@ def _seed(grade_id: str) -> None:
 
 
 def _error_output(error: BaseException) -> dict:
-    name, text = type(error).__name__, str(error)[:2000]
+    name = type(error).__name__
+    try:
+        text = str(error)[:2000]
+    except BaseException:  # an exception whose message cannot be read
+        text = "(message unreadable)"
     return {"output_type": "error", "ename": name, "evalue": text, "traceback": [f"{name}: {text}"]}
 
 
@@ -400,30 +421,50 @@ def _restore(snapshot: list[tuple[object, dict]]) -> list[str]:
 _MISSING = object()
 
 
-def _make_worker(cells: list[dict], fd: int, done):
+def _make_worker(job: dict, fd: int, done):
     tools = _TOOLS
-    send = tools["make_sender"](fd)
-    encode, function_type, base_exception = tools["encode"], tools["FunctionType"], tools["BaseException"]
+    cells, reference_mode = job["cells"], job["mode"] == "reference"
+    send = tools["make_sender"](fd, job["job"])
+    encode, encode_expected = tools["encode"], tools["encode_expected"]
+    function_type, base_exception = tools["FunctionType"], tools["BaseException"]
     pristine = tools["builtins"]
     modes_active = tools["modes_active"]
-    position = [-1]
+    position, site = [-1], [-1]
     snapshot, restore, changed = _snapshot(_guarded_objects()), _restore, _changed
 
-    def record(kind, name, actual, options):
+    def report(number, kind, actual):
         # Whatever the code under test changed in torch, NumPy or the course since the test
-        # started could have watched the test compute its references: such a value does not count.
-        tampered = changed(snapshot) + (["a torch function or dispatch mode"] if modes_active() else [])
+        # started could have changed what the test computed: such a value does not count.
+        tampered = changed(snapshot) or modes_active()
         try:
             payload = encode(kind, actual)
         except base_exception as error:  # an object that breaks when looked at is not a value
             payload = {"t": "other", "type": "unreadable: " + type(error).__name__}
         if tampered:
-            payload = {"t": "tampered", "changed": tampered[:10]}
+            payload = {"t": "tampered"}
+        send({"type": "report", "cell": position[0], "site": number, "kind": kind, "value": payload})
+
+    def record(kind, name, expected, options):
+        plain = {k: v if v is None or type(v) in (bool, str) else repr(float(v)) for k, v in options.items()}
         send(
-            {"e": "rec", "i": position[0], "k": kind, "n": str(name)[:200], "p": payload, "o": dict(options)}
+            {
+                "type": "reference",
+                "cell": position[0],
+                "site": site[0],
+                "kind": kind,
+                "name": str(name)[:200],
+                "expected": encode_expected(kind, expected),
+                "options": plain,
+            }
         )
 
-    checks = tools["private_checks"](record)
+    def check_at(number, check, *args, **kwargs):
+        site[0] = number
+        return check(*args, **kwargs)
+
+    tools_for_tests = {"__report__": report}
+    if reference_mode:
+        tools_for_tests = {"__check__": check_at, **tools["private_checks"](record)}
     prepared = []
     for cell in cells:
         filename = f"<cell {cell['index']}>"
@@ -443,22 +484,25 @@ def _make_worker(cells: list[dict], fd: int, done):
             for cell, compiled, problem in prepared:
                 position[0] = cell["index"]
                 outputs: list[dict] = []
-                send({"e": "start", "i": cell["index"]})
+                send({"type": "cell_started", "cell": cell["index"]})
                 saved = sys.stdout, sys.stderr
                 sys.stdout, sys.stderr = _Capture("stdout", outputs), _Capture("stderr", outputs)
                 try:
                     if problem is not None:
                         raise problem
                     if cell["kind"] == "test":
-                        for name in restore(snapshot):
+                        restored = restore(snapshot)
+                        for name in restored:
                             print(
                                 f"[grader] restored {name}, changed by the notebook, for this test",
                                 file=sys.stderr,
                             )
+                        if restored:
+                            send({"type": "restored", "cell": cell["index"], "count": len(restored)})
                         _seed(cell.get("grade_id", ""))
                         code, names = compiled
                         test = function_type(code, user_ns, "__test_cell__")
-                        test(*[checks[n] if n in checks else pristine[n] for n in names])
+                        test(*[tools_for_tests[n] if n in tools_for_tests else pristine[n] for n in names])
                     else:
                         code, shown = compiled
                         exec(code, user_ns)
@@ -479,19 +523,20 @@ def _make_worker(cells: list[dict], fd: int, done):
                     outputs.append(
                         {"output_type": "display_data", "data": {"text/plain": f"<Figure {number}>"}}
                     )
-                send({"e": "end", "i": cell["index"], "outputs": outputs})
+                send({"type": "cell_finished", "cell": cell["index"], "outputs": outputs})
+            send({"type": "finished"})
         finally:
             done.release()
 
     return work
 
 
-def run_cells(cells: list[dict], fd: int) -> None:
-    """Run the cells in a second thread; this thread only waits (see the module docstring)."""
+def run_cells(job: dict, fd: int) -> None:
+    """Run the job's cells in a second thread; this thread only waits (see the module docstring)."""
     torch.set_num_threads(1)
     sys.addaudithook(_TOOLS["audit"])
     done = _thread.allocate_lock()
     done.acquire()
-    _thread.start_new_thread(_make_worker(cells, fd, done), ())
-    del cells
+    _thread.start_new_thread(_make_worker(job, fd, done), ())
+    del job
     done.acquire()

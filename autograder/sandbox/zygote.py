@@ -7,58 +7,31 @@ the time limits. After every job, every other process in the sandbox is
 killed and the scratch folders are emptied, so nothing of one submission
 meets the next. It never runs student code itself.
 
-Protocol on stdin/stdout: frames of a 4-byte big-endian length and UTF-8 JSON.
+It speaks ``autograder.protocol`` on stdin/stdout, and checks every message
+of the child with it: a message of another job, or malformed, stops the job.
+The grader keeps its own clock as well, and kills the whole sandbox if this
+process stops answering.
 """
 
 import ctypes
-import hashlib
-import hmac
-import json
 import os
 import resource
-import select
 import shutil
 import signal
+import stat
+import subprocess
 import sys
 import tempfile
 import time
 
+from autograder import protocol
+
 PR_SET_DUMPABLE = 4
-MAX_FRAME_BYTES = 32 * 2**20
+CRASH_STATUS = 70  # the runner itself failed in the child
 SCRATCH_DIRS = ("/scratch", "/tmp", "/dev/shm")
 # Set by the sandbox. Without it (--unsafe-no-sandbox) this process shares the machine:
 # it must then clean up only its own child and folder, never /tmp or other processes.
 SANDBOXED = os.environ.get("GRADER_SANDBOXED") == "1"
-
-
-def read_exact(fd: int, n: int) -> bytes | None:
-    data = b""
-    while len(data) < n:
-        chunk = os.read(fd, n - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def read_frame(fd: int) -> dict | None:
-    header = read_exact(fd, 4)
-    if header is None:
-        return None
-    size = int.from_bytes(header, "big")
-    if size > MAX_FRAME_BYTES:
-        raise ValueError(f"message of {size} bytes is over the limit")
-    body = read_exact(fd, size)
-    if body is None:
-        return None
-    return json.loads(body)
-
-
-def write_frame(fd: int, message: dict) -> None:
-    data = json.dumps(message).encode("utf-8")
-    frame = len(data).to_bytes(4, "big") + data
-    while frame:
-        frame = frame[os.write(fd, frame) :]
 
 
 def preimport() -> None:
@@ -146,10 +119,15 @@ def child_main(job: dict, write_fd: int, workdir: str) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    try:  # the notebook's process is the one the kernel kills first when memory runs out
+        with open("/proc/self/oom_score_adj", "w") as adjust:
+            adjust.write("1000")
+    except OSError:
+        pass
     limit_child(job["limits"])
     from autograder.sandbox.child import run_cells
 
-    run_cells(job["cells"], write_fd)
+    run_cells(job, write_fd)
 
 
 def kill_everything_else() -> None:
@@ -174,8 +152,19 @@ def scratch_contents() -> dict[str, set[str]]:
     return {folder: set(os.listdir(folder)) if os.path.isdir(folder) else set() for folder in SCRATCH_DIRS}
 
 
-def wipe_scratch(keep: dict[str, set[str]]) -> None:
-    """Empty the sandbox's own scratch, /tmp and /dev/shm (private tmpfs mounts), but for ``keep``."""
+def _writable(path: str) -> None:
+    """Give back the owner's rights on a tree the student locked (chmod 000), so it can go."""
+    for root, folders, _ in os.walk(path, onerror=lambda error: None):
+        for name in folders:
+            try:
+                os.chmod(os.path.join(root, name), stat.S_IRWXU, follow_symlinks=False)
+            except OSError:
+                pass
+
+
+def wipe_scratch(keep: dict[str, set[str]]) -> bool:
+    """Empty the sandbox's own scratch, /tmp and /dev/shm (private tmpfs mounts), but for ``keep``;
+    remove System V IPC objects. Whether all of it is gone."""
     assert SANDBOXED
     for folder in SCRATCH_DIRS:
         if not os.path.isdir(folder):
@@ -183,90 +172,94 @@ def wipe_scratch(keep: dict[str, set[str]]) -> None:
         for name in set(os.listdir(folder)) - keep.get(folder, set()):
             path = os.path.join(folder, name)
             if os.path.isdir(path) and not os.path.islink(path):
+                try:
+                    os.chmod(path, stat.S_IRWXU)
+                except OSError:
+                    pass
+                _writable(path)
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 try:
                     os.unlink(path)
                 except OSError:
                     pass
+    if _ipc_objects():
+        subprocess.run(["ipcrm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    left = [n for f in SCRATCH_DIRS if os.path.isdir(f) for n in set(os.listdir(f)) - keep.get(f, set())]
+    return not left and not _ipc_objects()
+
+
+def _ipc_objects() -> bool:
+    """Whether System V shared memory, semaphores or message queues exist in this IPC namespace."""
+    for table in ("shm", "sem", "msg"):
+        try:
+            with open(f"/proc/sysvipc/{table}") as listing:
+                if len(listing.read().strip().splitlines()) > 1:
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def relay(job: dict, pid: int, read_fd: int, out_fd: int) -> None:
-    """Forward the child's messages, stopping it when a limit is hit."""
-    limits = job["limits"]
+    """Forward the child's messages, checked, stopping it when a limit is hit or it breaks the protocol."""
+    limits, job_id = job["limits"], job["job"]
     started = time.monotonic()
     cell_started, current = started, None
-    total = 0
-    buffer = b""
-    stop = None
-    key, sequence = None, 0
+    reader = protocol.FrameReader(read_fd)
+    stop, finished = None, False
     while True:
         now = time.monotonic()
-        cell_left = (
-            limits["cell_seconds"] - (now - cell_started) if current is not None else limits["cell_seconds"]
-        )
-        left = min(limits["notebook_seconds"] - (now - started), cell_left)
-        if left <= 0:
-            if now - started >= limits["notebook_seconds"]:
-                stop = f"notebook time limit ({limits['notebook_seconds']:g} s)"
+        notebook_left = limits["notebook_seconds"] - (now - started)
+        cell_left = limits["cell_seconds"] - (now - cell_started) if current is not None else notebook_left
+        try:
+            message = reader.read(now + max(0.0, min(notebook_left, cell_left)))
+            if reader.total > limits["output_bytes"]:
+                stop = "output_limit"
+                break
+            message = protocol.check(message, job_id, protocol.FROM_NOTEBOOK)
+        except protocol.Timeout:
+            stop = (
+                "notebook_time" if time.monotonic() - started >= limits["notebook_seconds"] else "cell_time"
+            )
+            break
+        except protocol.Closed:
+            break
+        except protocol.ProtocolError:
+            stop = "protocol"
+            break
+        kind = message["type"]
+        if kind == "cell_started":
+            current, cell_started = message["cell"], time.monotonic()
+        elif kind == "cell_finished":
+            current = None
+        elif kind == "finished":
+            finished = True
+        protocol.write(out_fd, message)
+        if finished:
+            break
+    status = None
+    if stop is None and not finished:  # the channel closed: let a process that is ending end
+        deadline = time.monotonic() + 1.0
+        while status is None and time.monotonic() < deadline:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code
             else:
-                stop = f"cell time limit ({limits['cell_seconds']:g} s)"
-            break
-        ready, _, _ = select.select([read_fd], [], [], left)
-        if not ready:
-            continue
-        chunk = os.read(read_fd, 1 << 16)
-        if not chunk:
-            break
-        total += len(chunk)
-        if total > limits["output_bytes"]:
-            stop = f"output limit ({limits['output_bytes'] // 2**20} MB)"
-            break
-        buffer += chunk
-        while len(buffer) >= 4:
-            size = int.from_bytes(buffer[:4], "big")
-            if size > MAX_FRAME_BYTES:
-                stop = "a message over the size limit"
-                break
-            if len(buffer) < 4 + size:
-                break
-            body, buffer = buffer[4 : 4 + size], buffer[4 + size :]
-            if key is None:
-                if len(body) != 35 or not body.startswith(b"KEY"):
-                    stop = "the notebook's output channel was tampered with"
-                    break
-                key = body[3:]
-                continue
-            sequence += 1
-            mac, body = body[:32], body[32:]
-            expected = hashlib.sha256(key + sequence.to_bytes(8, "big") + body).digest()
-            if not hmac.compare_digest(mac, expected):
-                stop = "the notebook's output channel was tampered with"
-                break
-            try:
-                message = json.loads(body)
-            except ValueError:
-                stop = "unreadable output from the notebook"
-                break
-            if message.get("e") == "start":
-                current, cell_started = message.get("i"), time.monotonic()
-            elif message.get("e") == "end":
-                current = None
-            write_frame(out_fd, message)
-        if stop:
-            break
+                time.sleep(0.01)
+    if status is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _, status = os.waitpid(pid, 0)
+    if stop is None and not finished:
+        if os.WIFEXITED(status):
+            stop = "crashed" if os.WEXITSTATUS(status) == CRASH_STATUS else "exited"
+        else:
+            stop = "killed"
     if stop:
-        write_frame(out_fd, {"e": "stopped", "i": current, "why": stop})
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _, status = os.waitpid(pid, 0)
-    if not stop and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status) != 0):
-        why = "the notebook ended the process" if not os.WIFSIGNALED(status) else "the process was killed"
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGKILL, signal.SIGSEGV):
-            why += " (out of memory, a crash, or a signal)"
-        write_frame(out_fd, {"e": "stopped", "i": current, "why": why})
+        protocol.write(out_fd, {"type": "stopped", "job": job_id, "cell": current, "reason": stop})
 
 
 def forget_ctypes() -> None:
@@ -293,10 +286,12 @@ def main() -> None:
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children cannot ptrace or read this process
     forget_ctypes()
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    write_frame(stdout, {"e": "ready"})
+    protocol.write(stdout, {"type": "ready"})
+    reader = protocol.FrameReader(stdin)
     while True:
-        job = read_frame(stdin)
-        if job is None:
+        try:
+            job = reader.read(float("inf"))
+        except protocol.Closed:
             return
         if SANDBOXED:
             workdir = "/scratch/work"
@@ -306,25 +301,34 @@ def main() -> None:
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
+            status = CRASH_STATUS
             try:
                 os.close(read_fd)
                 os.close(stdin)
+                os.close(stdout)
                 child_main(job, write_fd, workdir)
+                status = 0
             finally:
-                os._exit(0)
+                os._exit(status)
         os.close(write_fd)
         relay(job, pid, read_fd, stdout)
         os.close(read_fd)
+        clean = True
         if SANDBOXED:
             kill_everything_else()
-            wipe_scratch(keep)
+            clean = wipe_scratch(keep) and not _others_alive()
         else:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
             shutil.rmtree(workdir, ignore_errors=True)
-        write_frame(stdout, {"e": "job_end"})
+        protocol.write(stdout, {"type": "job_finished", "job": job["job"], "clean": clean})
+
+
+def _others_alive() -> bool:
+    me = os.getpid()
+    return any(p.isdigit() and int(p) not in (1, me) for p in os.listdir("/proc"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""What each check of an assignment compares with, learnt once per assignment version.
+
+The instructor's solution runs in a sandbox of its own, started for it and
+stopped after it, where no student code ever runs, with its test cells in
+reference mode (``autograder.testcells``): each check records its expected
+value, name and options. The result is stored in
+``references/<assignment>/<notebook>.json`` in the course folder (never in
+``source/``, whose files nbgrader copies into the release), keyed by a digest
+of the source notebook, the packages the values depend on and the device. A
+grading command computes it only when it is missing or out of date, so no
+student's job is ever taken for the reference and a grade runs no reference
+again. Test cells are the same in both languages: one run serves both.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from autograder import notebooks
+from autograder.run import run_in_sandbox
+from autograder.sandbox import DEFAULT_LIMITS, Limits, Worker
+from autograder.testcells import sites
+
+FOLDER = "references"
+FORMAT = 1
+
+
+class ReferenceFailed(RuntimeError):
+    """The instructor's own solution does not pass its tests in the grader: fix the lesson first."""
+
+
+def _package_digest() -> str:
+    """What the reference values depend on besides the notebook: versions and the course's code."""
+    h = hashlib.sha256(f"{FORMAT} {sys.version_info[:2]} {platform.machine()}".encode())
+    for package in ("torch", "numpy"):
+        try:
+            h.update(f"{package}={metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(package.encode())
+    import course
+
+    for path in sorted(Path(course.__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    h.update(os.environ.get("COURSE_DEVICE", "cpu").encode())
+    return h.hexdigest()
+
+
+def key(source: Path) -> str:
+    return hashlib.sha256(source.read_bytes() + _package_digest().encode()).hexdigest()
+
+
+def path_for(course_dir: Path, assignment: str, notebook: str) -> Path:
+    return Path(course_dir) / FOLDER / assignment / f"{notebook}.json"
+
+
+def stored(course_dir: Path, assignment: str, source: Path) -> dict[str, list[dict]] | None:
+    """The stored references of ``source`` if they are of this version, else None."""
+    path = path_for(course_dir, assignment, source.stem)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(data, dict)
+        or data.get("key") != key(source)
+        or not isinstance(data.get("cells"), dict)
+    ):
+        return None
+    return data["cells"]
+
+
+def compute(template_nb, limits: Limits = DEFAULT_LIMITS, unsafe: bool = False) -> dict[str, list[dict]]:
+    """Run the instructor's notebook in a fresh sandbox; ``{test grade_id: [reference per check call]}``."""
+    worker = Worker(index=0, unsafe=unsafe, limits=limits)
+    try:
+        worker.spawn()
+        run = run_in_sandbox(worker, notebooks.copy(template_nb), limits, mode="reference")
+    finally:
+        worker.close()
+    failing, cells = [], {}
+    for index, cell in enumerate(run.nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and cell.cell_type == "code"):
+            continue
+        grade_id = meta["grade_id"]
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        calls = sites(cell.source)
+        recorded = run.references.get(grade_id, [])
+        if errors or index not in run.ran:
+            reason = f"{errors[0].ename}: {errors[0].evalue}" if errors else (run.stopped or "not run")
+            failing.append(f"{grade_id} ({reason})")
+        elif any(r["site"] >= len(calls) or calls[r["site"]].kind != r["kind"] for r in recorded):
+            failing.append(f"{grade_id} (its checks were not recorded where they are called)")
+        cells[grade_id] = [
+            {k: r[k] for k in ("site", "kind", "name", "expected", "options")} for r in recorded
+        ]
+    if failing:
+        raise ReferenceFailed(f"the solution fails in the grader: {'; '.join(failing)}")
+    return cells
+
+
+def ensure(
+    course_dir: Path,
+    assignment: str,
+    templates: dict,
+    limits: Limits = DEFAULT_LIMITS,
+    unsafe: bool = False,
+) -> dict[str, dict[str, list[dict]]]:
+    """``{notebook: {grade_id: references}}`` for an assignment, computed where missing or stale."""
+    result = {}
+    for (name, _lang), template in sorted(templates.items()):
+        if name in result:
+            continue
+        source = Path(course_dir) / "source" / assignment / f"{name}.ipynb"
+        cells = stored(course_dir, assignment, source)
+        if cells is None:
+            try:
+                cells = compute(template.nb, limits, unsafe)
+            except ReferenceFailed as error:
+                raise ReferenceFailed(f"source/{assignment}/{name}.ipynb: {error}") from None
+            path = path_for(course_dir, assignment, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.name + ".partial")
+            partial.write_text(
+                json.dumps({"key": key(source), "cells": cells}, sort_keys=True), encoding="utf-8"
+            )
+            os.replace(partial, path)
+        result[name] = cells
+    return result

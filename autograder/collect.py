@@ -7,11 +7,16 @@ names LMS downloads produce: ``alice_12345_67890_gradients.ipynb``,
 ``alice_LATE_12345_67890_gradients-1.ipynb``, ``Alice Smith_12345_assignsubmission_file_gradients.ipynb``),
 or a zip of either. The originals are only read. A file that matches no
 notebook of the assignment, or a second file for the same student and
-notebook, is reported and not copied: nothing is guessed.
+notebook, is reported and not copied: nothing is guessed. No link is ever
+followed: a symbolic link (file or folder, in a folder or a zip), a file with
+hard links, anything that is not a plain file and a zip entry whose path leaves
+the archive (``..``, an absolute path) are refused by name and never read.
 """
 
+import os
 import re
 import shutil
+import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -22,6 +27,7 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MOODLE = re.compile(r"^(?P<name>.+?)_\d+_assignsubmission_file_(?P<rest>.+)$")
 CANVAS = re.compile(r"^(?P<name>[^_]+)(?:_LATE)?_\d+_\d+_(?P<rest>.+)$")
 COPY_SUFFIX = re.compile(r"(?:-\d+| ?\(\d+\))$")
+MAX_FILE_BYTES = 64 * 2**20  # a zip entry larger than this is not unpacked (the grader refuses > 20 MB)
 
 
 @dataclass
@@ -31,15 +37,23 @@ class CollectReport:
     unchanged: list[tuple[str, str]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # files matching no notebook
     ambiguous: list[str] = field(default_factory=list)  # several files for one student and notebook
+    refused: list[str] = field(default_factory=list)  # "name (why)": links, paths out of the download, …
 
     def summary(self) -> str:
         lines = [
             f"{len(self.collected)} new, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
-            f"{len(self.unknown)} not recognised, {len(self.ambiguous)} ambiguous"
+            f"{len(self.unknown)} not recognised, {len(self.ambiguous)} ambiguous, "
+            f"{len(self.refused)} refused"
         ]
-        lines += [f"  not recognised: {name}" for name in self.unknown]
-        lines += [f"  ambiguous: {name}" for name in self.ambiguous]
+        lines += [f"  not recognised: {_shown(name)}" for name in self.unknown]
+        lines += [f"  ambiguous: {_shown(name)}" for name in self.ambiguous]
+        lines += [f"  refused: {_shown(name)}" for name in self.refused]
         return "\n".join(lines)
+
+
+def _shown(name: str) -> str:
+    """A file name as it can be printed: control characters and undecodable bytes escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in name)
 
 
 def student_slug(name: str) -> str:
@@ -67,28 +81,99 @@ def parse_name(path: PurePosixPath, notebooks: list[str], assignment: str) -> tu
     return None
 
 
-def _files(source: Path, scratch: Path) -> list[tuple[PurePosixPath, Path, float]]:
-    """(name inside the source, readable path, modification time) of every file."""
+def _files(source: Path, scratch: Path, refused: list[str]) -> list[tuple[PurePosixPath, Path, float]]:
+    """(name inside the source, readable path, modification time) of every plain file.
+
+    Links and other entries that are not plain files go to ``refused`` as "name (why)".
+    """
     if source.is_file() and zipfile.is_zipfile(source):
-        found = []
-        with zipfile.ZipFile(source) as archive:
-            for info in archive.infolist():
-                name = PurePosixPath(info.filename)
-                if info.is_dir() or name.is_absolute() or ".." in name.parts or "__MACOSX" in name.parts:
-                    continue
-                target = scratch / f"{len(found)}.ipynb"
+        return _zip_files(source, scratch, refused)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is neither a folder nor a zip file")
+    found = []
+
+    def unreadable(error: OSError) -> None:
+        where = Path(error.filename or source)
+        refused.append(f"{_relative(where, source)} (could not be read)")
+
+    for root, dirs, files in os.walk(source, onerror=unreadable):  # never into a linked folder
+        here = Path(root)
+        dirs[:] = [d for d in sorted(dirs) if d != ".ipynb_checkpoints"]
+        for name in [d for d in dirs if (here / d).is_symlink()]:
+            refused.append(f"{_relative(here / name, source)} (symbolic link)")
+            dirs.remove(name)
+        for name in sorted(files):
+            path = here / name
+            try:
+                info = path.lstat()
+            except OSError:
+                refused.append(f"{_relative(path, source)} (could not be read)")
+                continue
+            why = _not_plain(info)
+            if why:
+                refused.append(f"{_relative(path, source)} ({why})")
+            else:
+                found.append((PurePosixPath(_relative(path, source)), path, info.st_mtime))
+    return sorted(found)
+
+
+def _relative(path: Path, source: Path) -> str:
+    return path.relative_to(source).as_posix()
+
+
+def _not_plain(info: os.stat_result) -> str:
+    """Why a file is not read ("" when it is a plain file with no other name)."""
+    if stat.S_ISLNK(info.st_mode):
+        return "symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a plain file"
+    if info.st_nlink > 1:
+        return "hard link"
+    return ""
+
+
+def _zip_files(source: Path, scratch: Path, refused: list[str]) -> list[tuple[PurePosixPath, Path, float]]:
+    found = []
+    with zipfile.ZipFile(source) as archive:
+        for info in archive.infolist():
+            parts = re.split(r"[/\\]", info.filename)
+            if info.is_dir() or "__MACOSX" in parts:
+                continue
+            kind = stat.S_IFMT(info.external_attr >> 16)  # the Unix file type, 0 when none is stored
+            if info.filename.startswith(("/", "\\")) or ".." in parts or re.match(r"[A-Za-z]:", parts[0]):
+                refused.append(f"{info.filename} (path outside the download)")
+                continue
+            if kind == stat.S_IFLNK:
+                refused.append(f"{info.filename} (symbolic link)")
+                continue
+            if kind not in (0, stat.S_IFREG):
+                refused.append(f"{info.filename} (not a plain file)")
+                continue
+            if info.file_size > MAX_FILE_BYTES:
+                refused.append(f"{info.filename} (over {MAX_FILE_BYTES // 2**20} MB)")
+                continue
+            target = scratch / f"{len(found)}.ipynb"
+            try:  # zipfile reads no more than the entry's stated size
                 with archive.open(info) as src, target.open("wb") as dst:
                     shutil.copyfileobj(src, dst)
+            except Exception:  # zipfile raises many unrelated types on a damaged or encrypted entry
+                refused.append(f"{info.filename} (could not be unpacked)")
+                target.unlink(missing_ok=True)
+                continue
+            try:
                 stamp = datetime(*info.date_time, tzinfo=UTC).timestamp()
-                found.append((name, target, stamp))
-        return found
-    if source.is_dir():
-        return [
-            (PurePosixPath(p.relative_to(source).as_posix()), p, p.stat().st_mtime)
-            for p in sorted(source.rglob("*"))
-            if p.is_file() and ".ipynb_checkpoints" not in p.parts
-        ]
-    raise FileNotFoundError(f"{source} is neither a folder nor a zip file")
+            except ValueError:  # a date the zip's writer got wrong: the archive's own time
+                stamp = source.stat().st_mtime
+            found.append((PurePosixPath(info.filename), target, stamp))
+    return found
+
+
+def _read_plain(path: Path) -> bytes:
+    """The bytes of a plain file with no other name, without following a link (OSError otherwise)."""
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as file:
+        if _not_plain(os.fstat(file.fileno())):
+            raise OSError(f"{path} is no longer a plain file")
+        return file.read()
 
 
 def collect(course_dir: Path, assignment: str, source: Path) -> CollectReport:
@@ -99,7 +184,7 @@ def collect(course_dir: Path, assignment: str, source: Path) -> CollectReport:
     report = CollectReport()
     with tempfile.TemporaryDirectory() as scratch:
         matched: dict[tuple[str, str], list[tuple[PurePosixPath, Path, float]]] = {}
-        for name, path, stamp in _files(source, Path(scratch)):
+        for name, path, stamp in _files(source, Path(scratch), report.refused):
             key = parse_name(name, notebooks, assignment)
             if key is None or not STUDENT_ID.match(key[0]):
                 if name.name != "timestamp.txt":
@@ -110,10 +195,14 @@ def collect(course_dir: Path, assignment: str, source: Path) -> CollectReport:
             if len(entries) > 1:
                 report.ambiguous += [f"{e[0]} ({student}/{notebook})" for e in entries]
                 continue
-            (_, path, stamp) = entries[0]
+            (name, path, stamp) = entries[0]
             target_dir = course_dir / "submitted" / student / assignment
             target = target_dir / f"{notebook}.ipynb"
-            data = path.read_bytes()
+            try:
+                data = _read_plain(path)
+            except OSError:
+                report.refused.append(f"{name} (could not be read)")
+                continue
             if target.is_file() and target.read_bytes() == data:
                 report.unchanged.append((student, notebook))
                 continue

@@ -106,7 +106,7 @@ def submission_paths(course_dir: Path, assignment: str, student: str | None = No
 def digest(folder: Path, templates: dict) -> str:
     h = hashlib.sha256()
     for path in sorted(folder.glob("*")):
-        if path.is_file():
+        if path.is_file() and not path.is_symlink():
             h.update(path.name.encode() + b"\0" + path.read_bytes())
     for (name, lang), template in sorted(templates.items()):
         h.update(f"{name}/{lang}".encode() + notebooks.writes(template.nb).encode())
@@ -186,7 +186,7 @@ def grade_one(
         path = files.get(name)
         if path is None and len(names) == 1 and len(files) == 1:
             (path,) = files.values()
-            result.notices.append(f"{path.name} graded as {name}.ipynb (renamed notebook)")
+            result.notices.append(f"the notebook file was renamed: graded as {name}.ipynb")
         langs = {lang for n, lang in templates if n == name}
         blank = templates[(name, sorted(langs)[0])]
         if path is None:
@@ -199,7 +199,7 @@ def grade_one(
             template = templates[(name, lang)]
             assembled = assemble(template, submitted)
         except InvalidSubmission as error:
-            problems.append(f"{path.name}: {error}")
+            problems.append(f"{name}.ipynb: {error}")
             result.cells[name] = _zero(blank, "invalid")
             continue
         result.language = lang
@@ -403,7 +403,10 @@ def _finished(
         log = _log_grader_error(folder, name, assignment, error)
         result.reason = f"grader error ({type(error).__name__}); the traceback is in {log}; please report it"
         batch.grader_errors += 1
-    result.digest, result.unsafe, result.timestamp = key, unsafe, submitted_at(folder)
+    result.digest, result.unsafe = key, unsafe
+    result.timestamp, stamp_notice = submission_time(folder)
+    if stamp_notice:
+        result.notices.append(stamp_notice)
     if unsafe:
         result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
     return result

@@ -17,18 +17,30 @@ SETUP_TAG = "lang-setup"
 _SET_LANGUAGE = re.compile(r"""course\.set_language\(\s*["'](\w+)["']\s*\)""")
 
 
+def _tags(cell) -> list[str]:
+    """A cell's tags; none where its metadata is not what Jupyter writes."""
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
+
+
 def cell_language(cell) -> str | None:
     """'en' or 'ru' for a prose cell, None for a shared cell."""
-    for tag in cell.get("metadata", {}).get("tags", []):
+    for tag in _tags(cell):
         if tag.startswith("lang-") and tag[5:] in LANGUAGES:
             return tag[5:]
     return None
 
 
 def notebook_language(nb) -> str | None:
-    """The language a released (or submitted) notebook was generated for."""
-    lang = nb.get("metadata", {}).get("course", {}).get("language")
-    return lang if lang in LANGUAGES else None
+    """The language a released (or submitted) notebook was generated for; None when unmarked.
+
+    A submitted notebook's metadata may hold anything: only the string "en" or "ru" counts.
+    """
+    metadata = nb.get("metadata") if isinstance(nb, dict) else None
+    course = metadata.get("course") if isinstance(metadata, dict) else None
+    lang = course.get("language") if isinstance(course, dict) else None
+    return lang if isinstance(lang, str) and lang in LANGUAGES else None
 
 
 def select_language(nb, language: str):
@@ -36,7 +48,7 @@ def select_language(nb, language: str):
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
     cells = [c for c in nb.cells if cell_language(c) in (None, language)]
-    setup = [c for c in cells if SETUP_TAG in c.get("metadata", {}).get("tags", [])]
+    setup = [c for c in cells if SETUP_TAG in _tags(c)]
     if len(setup) != 1 or not _SET_LANGUAGE.search(setup[0].source):
         raise ValueError(
             f"the notebook needs exactly one code cell tagged {SETUP_TAG!r} that calls "

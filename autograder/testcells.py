@@ -22,7 +22,9 @@ enforced by :func:`lint`.
 """
 
 import ast
+import functools
 import re
+import threading
 from dataclasses import dataclass
 
 BEGIN_REFERENCE = "### BEGIN REFERENCE"
@@ -42,6 +44,8 @@ _MARKER = re.compile(r"^(\s*)###\s*(BEGIN|END)\s+REFERENCE\s*$")
 
 
 class TestCellError(ValueError):
+    __test__ = False  # not a pytest test class
+
     """A test cell breaks the authoring rules; the message says which and how to fix it."""
 
 
@@ -153,10 +157,21 @@ class _Rewrite(ast.NodeTransformer):
         return ast.copy_location(call, node)
 
 
+# CPython 3.11 checks a process-wide depth while converting ASTs: threads that parse at
+# once can trip it (SystemError: AST constructor recursion depth mismatch).
+_AST_LOCK = threading.Lock()
+
+
 def rewrite(source: str, mode: str) -> str:
     """The test cell as it runs: ``mode`` is "graded" (a student's notebook) or "reference"."""
     if mode not in ("graded", "reference"):
         raise ValueError(mode)
+    with _AST_LOCK:
+        return _rewrite(source, mode)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rewrite(source: str, mode: str) -> str:
     blanked, _ = split_reference(source)
     tree = _parse(blanked if mode == "graded" else source)
     calls = _calls(tree)

@@ -10,6 +10,9 @@ runs sandboxed, as it does by default.
 
     .venv/bin/python benchmarks/grading.py            # 100 submissions, ~10 minutes on 2 cores
     .venv/bin/python benchmarks/grading.py --quick    # 8 submissions, correctness only
+    .venv/bin/python benchmarks/grading.py --baseline /tmp/old --skip-nbgrader --submissions 24
+        # this checkout against another one (`git worktree add /tmp/old <commit>`), same
+        # submissions, alternating runs; medians of the cost per notebook
 
 This is a script that prints figures, not a timed test; `make test` runs
 `--quick` to check that both sides agree, never how fast they are.
@@ -103,7 +106,9 @@ def tree_sample(root_pid: int, cpu_ticks: dict[int, int]) -> int:
     return total
 
 
-def measure(commands: list[list[str]], cwd: Path, watch_results: Path | None = None) -> dict:
+def measure(
+    commands: list[list[str]], cwd: Path, watch_results: Path | None = None, env: dict | None = None
+) -> dict:
     """Run commands one after the other; wall time, CPU time, peak memory, first result.
 
     CPU time is summed over every process of the tree as last sampled (sandboxed
@@ -113,7 +118,7 @@ def measure(commands: list[list[str]], cwd: Path, watch_results: Path | None = N
     cpu_ticks: dict[int, int] = {}
     for command in commands:
         process = subprocess.Popen(
-            command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
         )
         done = threading.Event()
 
@@ -163,7 +168,14 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="8 submissions: check agreement, skip the timings"
     )
+    parser.add_argument(
+        "--baseline", help="another checkout of this project to compare with, same submissions"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side with --baseline")
+    parser.add_argument("--skip-nbgrader", action="store_true", help="with --baseline: no nbgrader run")
     args = parser.parse_args()
+    if args.baseline:
+        return compare(Path(args.baseline).resolve(), args)
     count = 8 if args.quick else args.submissions
     venv_bin = Path(sys.executable).parent
     env_path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -207,6 +219,69 @@ def main() -> int:
             print("FAILED: the two graders disagree")
             return 1
         print("scores identical")
+    return 0
+
+
+def _python_for(checkout: Path, scratch: Path) -> str:
+    """A Python that imports ``checkout``'s packages before this environment's (sandboxed workers
+    run with -I, which ignores PYTHONPATH): a small venv whose .pth lists both."""
+    import site
+    import venv
+
+    target = scratch / "baseline-venv"
+    venv.EnvBuilder(with_pip=False).create(target)
+    (packages,) = target.glob("lib/python*/site-packages")
+    ours = [p for p in site.getsitepackages() if p.endswith("site-packages")]
+    (packages / "baseline.pth").write_text("\n".join([str(checkout), *ours]) + "\n")
+    return str(target / "bin" / "python")
+
+
+def compare(baseline: Path, args) -> int:
+    """This checkout's `autograder grade` against ``baseline``'s, alternating, on the same files."""
+    import statistics
+
+    count = args.submissions
+    with tempfile.TemporaryDirectory(prefix="grading-compare-") as scratch:
+        scratch = Path(scratch)
+        template = make_course(scratch / "template")
+        written = write_submissions(template, count)
+        lessons = sorted({a for _, a in written})
+        print(f"machine: {machine()}")
+        print(f"submissions: {count} notebooks; {args.repeat} runs of each side, alternating")
+        sides = {"baseline": _python_for(baseline, scratch), "this checkout": sys.executable}
+        runs: dict[str, list[dict]] = {name: [] for name in sides}
+        results: dict[str, dict] = {}
+        for k in range(args.repeat):
+            for name, checkout in sides.items():
+                course = scratch / f"{name.replace(' ', '-')}-{k}"
+                shutil.copytree(template, course)
+                env = dict(os.environ, PYTHONPATH=str(checkout))
+                commands = [
+                    [sys.executable, "-m", "autograder", "grade", a, "--workers", str(args.workers)]
+                    for a in lessons
+                ]
+                runs[name].append(measure(commands, course, watch_results=course / "autograded", env=env))
+                results[name] = scores(course)
+        print(f"\n{'':16}{'wall s/notebook':>17}{'CPU s/notebook':>16}{'peak MiB':>10}{'first result s':>16}")
+        medians = {}
+        for name, measured in runs.items():
+            wall = statistics.median(r["wall"] for r in measured) / count
+            cpu = statistics.median(r["cpu"] for r in measured) / count
+            peak = statistics.median(r["peak_mib"] for r in measured)
+            first = statistics.median(r["first"] or 0 for r in measured)
+            medians[name] = (wall, cpu)
+            print(f"{name:<16}{wall:>17.3f}{cpu:>16.3f}{peak:>10.0f}{first:>16.1f}")
+        (bw, bc), (ow, oc) = medians["baseline"], medians["this checkout"]
+        print(f"\nthis checkout / baseline: wall {ow / bw:.2f}x, CPU {oc / bc:.2f}x per notebook")
+        differing = sorted(
+            k for k in results["baseline"] if results["baseline"][k] != results["this checkout"].get(k)
+        )
+        print(f"scores compared: {len(results['baseline'])} test cells; differing: {len(differing)}")
+        for key in differing[:20]:
+            print(
+                f"  {key}: baseline {results['baseline'][key]}, "
+                f"this checkout {results['this checkout'].get(key)}"
+            )
     return 0
 
 

@@ -90,7 +90,13 @@ def cmd_grade(args) -> int:
     except SandboxUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 1 if failed else 0
+    if failed:
+        print(
+            f"{failed} submission(s) hit a grader error: each got an error result and its traceback is in "
+            "autograded/<student>/<assignment>/grader-error.txt",
+            file=sys.stderr,
+        )
+    return min(failed, 100)  # the exit status is the number of grader errors (0: every submission graded)
 
 
 def cmd_collect(args) -> int:

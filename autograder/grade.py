@@ -375,7 +375,7 @@ def grade_assignment(
                         result = _finished(future, name, assignment, todo[name], unsafe, batch)
                         if name not in {s.id for s in gb.students}:
                             result.notices.append(f"student {name} was not on the roster and has been added")
-                        write_result(course_dir, result)
+                        _write_safely(course_dir, result, batch)
                         record(gb, result, allow_unknown)
                         batch.results.append(result)
                         if progress:
@@ -410,6 +410,19 @@ def _finished(
     if unsafe:
         result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
     return result
+
+
+def _write_safely(course_dir: Path, result: SubmissionResult, batch: Batch) -> None:
+    """Write the result; if the executed notebook cannot be written, the result without it."""
+    try:
+        write_result(course_dir, result)
+    except Exception as error:  # a grader bug on this student's files: the batch goes on
+        folder = course_dir / "submitted" / result.student / result.assignment
+        log = _log_grader_error(folder, result.student, result.assignment, error)
+        result.executed = {}
+        result.notices.append(f"the graded notebook could not be written (see {log})")
+        batch.grader_errors += 1
+        write_result(course_dir, result)
 
 
 def _log_grader_error(folder: Path, student: str, assignment: str, error: Exception) -> str:

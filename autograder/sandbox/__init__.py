@@ -340,12 +340,32 @@ class Worker:
         self.cgroup: MemoryCgroup | None = None
         self.memory_limit = limits.memory_bytes
         self.replacements = 0  # sandboxes started again after a job broke one
+        self._alive = threading.Event()
 
     def spawn(self) -> None:
         """Start the sandbox without waiting for it to be ready.
 
-        bwrap dies with the *thread* that started it (--die-with-parent), so pools
-        spawn their workers from the thread that owns them."""
+        bwrap dies with the *thread* that started it (--die-with-parent), so each sandbox is
+        started from a keeper thread of its own that lives until the sandbox is killed."""
+        started, alive = threading.Event(), threading.Event()
+        failure: list[BaseException] = []
+
+        def keep() -> None:
+            try:
+                self._popen()
+            except BaseException as error:  # raised again in the caller's thread
+                failure.append(error)
+            finally:
+                started.set()
+            alive.wait()
+
+        self._alive = alive
+        threading.Thread(target=keep, daemon=True, name=f"sandbox-{self.index}").start()
+        started.wait()
+        if failure:
+            raise failure[0]
+
+    def _popen(self) -> None:
         environment = None
         if self.unsafe:
             command = unsafe_command()
@@ -420,7 +440,7 @@ class Worker:
                 self._kill()
                 if self.cgroup and self.cgroup.oom_kills() > oom_before:
                     broken = "memory"
-                if events.stopped is None or broken in ("memory", "protocol"):
+                if broken != "unclean" and (events.stopped is None or broken in ("memory", "protocol")):
                     events.stopped = broken
                     events.stopped_at = events.started[-1] if events.started else None
                 self.replacements += 1
@@ -429,13 +449,18 @@ class Worker:
             return events
 
     def _collect(self, job: int, limits: Limits, events: RunEvents) -> str | None:
-        """Read the job's messages into ``events``; what broke the sandbox, or None."""
+        """Read the job's messages into ``events``; what broke the sandbox, or None.
+
+        A cell cannot be silent longer than the cell limit (the zygote stops it), so a
+        sandbox that says nothing for that long, plus a grace, is stuck, whatever it is
+        doing."""
         started = time.monotonic()
         notebook_deadline = started + limits.notebook_seconds + GRACE_SECONDS
-        cell_deadline = None
+        silence = limits.cell_seconds + GRACE_SECONDS
+        cell_deadline = started + silence
         allowed = protocol.FROM_ZYGOTE - {"ready"}
         while True:
-            deadline = min(notebook_deadline, cell_deadline or notebook_deadline)
+            deadline = min(notebook_deadline, cell_deadline)
             try:
                 message = protocol.check(self.reader.read(deadline), job, allowed)
             except protocol.Timeout:
@@ -447,15 +472,14 @@ class Worker:
             except protocol.ProtocolError:
                 return "protocol"
             kind = message["type"]
+            cell_deadline = time.monotonic() + silence
             if kind == "job_finished":
                 return None if message["clean"] else "unclean"
             cell = message.get("cell")
             if kind == "cell_started":
                 events.started.append(cell)
-                cell_deadline = time.monotonic() + limits.cell_seconds + GRACE_SECONDS
             elif kind == "cell_finished":
                 events.outputs[cell] = message["outputs"]
-                cell_deadline = None
             elif kind == "report":
                 events.reports.setdefault(cell, []).append(message)
             elif kind == "reference":
@@ -486,6 +510,7 @@ class Worker:
             except OSError:
                 pass
         self.process, self.reader, self.ready = None, None, False
+        self._alive.set()  # its keeper thread may end
 
     def _drop_cgroup(self) -> None:
         if self.cgroup is not None:
@@ -516,8 +541,7 @@ class WorkerPool:
 
     def _spawn_all(self) -> None:
         """Start the sandboxes (each imports torch once: seconds of CPU), the first with a
-        head start so that the first results come early; then stay alive, because bwrap
-        dies with the thread that started it (--die-with-parent)."""
+        head start so that the first results come early."""
         for number, worker in enumerate(self.workers):
             with worker.lock:
                 if self._closing.is_set():
@@ -525,7 +549,6 @@ class WorkerPool:
                 worker.spawn()
             if number == 0 and len(self.workers) > 1:
                 self._closing.wait(FIRST_WORKER_HEAD_START_S)
-        self._closing.wait()
 
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS, mode: str = "graded") -> RunEvents:
         worker = self.free.get()

@@ -104,8 +104,10 @@ def warm_up() -> None:
 def limit_child(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     memory = limits.get("memory_bytes")
-    if memory:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    if memory:  # on top of the address space the preloaded libraries already take
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (mapped + memory, mapped + memory))
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_bytes"], limits["file_bytes"]))
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
@@ -134,7 +136,8 @@ def kill_everything_else() -> None:
     """Kill every process in this sandbox (its own PID namespace) but this one and its init."""
     assert SANDBOXED
     me = os.getpid()
-    for _ in range(5):
+    deadline = time.monotonic() + 2.0  # a fork bomb's processes take a moment to be reaped
+    while time.monotonic() < deadline:
         others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
         if not others:
             return

@@ -271,6 +271,38 @@ class MemoryCgroup:
                     pass
         return None
 
+    def usage(self) -> int:
+        name = "memory.current" if self.limit_file == "memory.max" else "memory.usage_in_bytes"
+        try:
+            with open(os.path.join(self.path, name)) as usage:
+                return int(usage.read().strip())
+        except (OSError, ValueError):
+            return ZYGOTE_ALLOWANCE_BYTES
+
+    def limit(self, limit_bytes: int) -> None:
+        """Set the limit (and, on cgroup v1, the memory+swap limit with it)."""
+        files = [self.limit_file]
+        swap = os.path.join(self.path, "memory.memsw.limit_in_bytes")
+        if self.limit_file == "memory.limit_in_bytes" and os.path.exists(swap):
+            # v1 wants memory+swap >= memory at every step: raise it first when growing
+            current = self._read(self.limit_file)
+            files = ["memory.memsw.limit_in_bytes", self.limit_file]
+            if current is not None and limit_bytes < current:
+                files.reverse()
+        for name in files:
+            try:
+                with open(os.path.join(self.path, name), "w") as limit:
+                    limit.write(str(limit_bytes))
+            except OSError:
+                pass
+
+    def _read(self, name: str) -> int | None:
+        try:
+            with open(os.path.join(self.path, name)) as value:
+                return int(value.read().strip())
+        except (OSError, ValueError):
+            return None
+
     def oom_kills(self) -> int:
         try:
             with open(os.path.join(self.path, self.events_file)) as events:
@@ -409,6 +441,8 @@ class Worker:
                     f"the sandboxed worker did not start ({why or 'no answer'}). {INSTALL_HINT}"
                 )
             self.ready = True
+            if self.cgroup is not None:  # from now on: what the zygote holds, plus the job's limit
+                self.cgroup.limit(self.cgroup.usage() + self.memory_limit)
 
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS, mode: str = "graded") -> RunEvents:
         """Run ``cells`` (dicts with index, kind 'code'/'test', source, grade_id) in a fresh child.

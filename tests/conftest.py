@@ -152,9 +152,7 @@ def pytest_terminal_summary(terminalreporter):
     module = sys.modules.get("test_adversarial")
     figures = getattr(module, "FIGURES", None)
     if figures:
-        tried, malformed = figures.get("tried", 0), figures.get("malformed", 0)
-        false_passes, crashes = figures.get("false passes", 0), figures.get("crashes", 0)
+        names = ("cheats", "malformed files", "false passes", "leaks", "crashes", "hangs")
         terminalreporter.write_line(
-            f"adversarial corpus: tried {tried} cheats and {malformed} malformed files; "
-            f"false passes {false_passes}; crashes {crashes}"
+            "adversarial corpus: " + ", ".join(f"{name} {figures.get(name, 0)}" for name in names)
         )

@@ -6,6 +6,7 @@ tests, hidden or not, is never read here, so it cannot reach a student.
 """
 
 import html
+import re
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -30,14 +31,57 @@ pre { white-space: pre-wrap; margin: 0; font-size: .9rem; }
 """
 
 
-def manual_scores(db_url: str, assignment: str, student: str) -> dict[str, float | None]:
-    """Scores a person gave in the gradebook (formgrader), by grade_id."""
+def manual_grades(db_url: str, assignment: str, student: str) -> dict[str, tuple[float | None, str]]:
+    """What a person gave in the gradebook (formgrader), by grade_id: (score, comment)."""
     with Gradebook(db_url) as gb:
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
             return {}
-        return {g.name: g.manual_score for nb in submission.notebooks for g in nb.grades}
+        found = {}
+        for nb in submission.notebooks:
+            comments = {c.name: (c.manual_comment or "") for c in nb.comments}
+            for grade in nb.grades:
+                found[grade.name] = (grade.manual_score, comments.get(grade.name, ""))
+        return found
+
+
+_LATEX = {
+    r"\sum": "∑", r"\prod": "∏", r"\nabla": "∇", r"\partial": "∂", r"\cdot": "·", r"\times": "×",
+    r"\alpha": "α", r"\beta": "β", r"\gamma": "γ", r"\eta": "η", r"\theta": "θ", r"\lambda": "λ",
+    r"\mu": "μ", r"\sigma": "σ", r"\ln": "ln", r"\log": "log", r"\exp": "exp", r"\to": "→",
+    r"\leq": "≤", r"\geq": "≥", r"\approx": "≈", r"\infty": "∞", r"\top": "ᵀ",
+}  # fmt: skip
+_SUPERSCRIPT = str.maketrans("0123456789+-=()nitT", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱᵗᵀ")
+
+
+def plain_title(title: str) -> str:
+    """A lesson heading as plain text: no backticks, and simple LaTeX turned into Unicode."""
+
+    def math(match: re.Match) -> str:
+        formula = match.group(1)
+        formula = re.sub(r"\\(?:mathbf|mathrm|operatorname|text|boldsymbol)\{([^{}]*)\}", r"\1", formula)
+        formula = re.sub(
+            r"\\frac\{([^{}]*)\}\{([^{}]*)\}",
+            lambda m: "/".join(p if p.isalnum() else f"({p})" for p in (m.group(1), m.group(2))),
+            formula,
+        )
+        for command, symbol in _LATEX.items():
+            formula = re.sub(re.escape(command) + r"(?![A-Za-z])", symbol, formula)
+        formula = re.sub(
+            r"\^\{([^{}]*)\}|\^(.)",
+            lambda m: (
+                (m.group(1) or m.group(2)).translate(_SUPERSCRIPT)
+                if all(c in "0123456789+-=()nitT" for c in (m.group(1) or m.group(2)))
+                else "^" + (m.group(1) or m.group(2))
+            ),
+            formula,
+        )
+        formula = re.sub(r"_\{([^{}]*)\}", r"_\1", formula)
+        return formula.replace("\\,", " ").replace("\\", "").replace("{", "").replace("}", "")
+
+    title = re.sub(r"\$\$?(.+?)\$\$?", math, title)
+    return title.replace("`", "").replace("**", "").strip()
 
 
 def render(result: SubmissionResult, templates: dict[tuple[str, str], Template], manual: dict) -> str:
@@ -47,23 +91,31 @@ def render(result: SubmissionResult, templates: dict[tuple[str, str], Template],
     for notebook, cells in result.cells.items():
         template = templates.get((notebook, lang)) or templates[(notebook, "en")]
         for cell in cells:
-            score = manual.get(cell.grade_id) if manual.get(cell.grade_id) is not None else cell.score
+            given, comment = manual.get(cell.grade_id, (None, ""))
+            score = given if given is not None else cell.score
             total += score or 0
             maximum += cell.points
+            details = cell.message if not cell.passed else ""
             if cell.kind == "written":
-                verdict = f'<span class="manual">{esc(text("manual", lang))}</span>'
-                if score is not None and manual.get(cell.grade_id) is None:
+                if given is not None:
+                    verdict = f'<span class="manual">{esc(text("graded_by_person", lang))}</span>'
+                    details = comment
+                elif score is not None:
                     verdict = f'<span class="fail">{esc(text("blank", lang))}</span>'
+                    details = ""
+                else:
+                    verdict = f'<span class="manual">{esc(text("manual", lang))}</span>'
+                    details = ""
             elif cell.passed:
                 verdict = f'<span class="pass">✔ {esc(text("passed", lang))}</span>'
             else:
                 verdict = f'<span class="fail">✘ {esc(text("failed", lang))}</span>'
-            title = template.titles.get(cell.exercise, cell.exercise)
+            title = plain_title(template.titles.get(cell.exercise, cell.exercise))
             shown = "–" if score is None else f"{score:g}"
             rows.append(
                 f"<tr><td>{esc(title)}<br><small>{esc(cell.grade_id)}</small></td>"
                 f"<td>{shown} / {cell.points:g}</td><td>{verdict}</td>"
-                f"<td><pre>{esc(cell.message if not cell.passed else '')}</pre></td></tr>"
+                f"<td><pre>{esc(details)}</pre></td></tr>"
             )
     parts = [
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
@@ -105,7 +157,7 @@ def write_feedback(
         result = read_result(course_dir, name, assignment)
         if result is None:
             continue
-        page = render(result, templates, manual_scores(db_url, assignment, name))
+        page = render(result, templates, manual_grades(db_url, assignment, name))
         path = course_dir / "feedback" / name / assignment / "feedback.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")

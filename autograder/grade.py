@@ -43,7 +43,8 @@ class SubmissionResult:
     language: str = "en"
     timestamp: str | None = None
     digest: str = ""
-    notices: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # shown to the student
+    instructor_notes: list[str] = field(default_factory=list)  # the instructor's only (roster, logs)
     cells: dict[str, list[CellResult]] = field(default_factory=dict)  # notebook -> cells
     seconds: float = 0.0
     unsafe: bool = False
@@ -73,6 +74,7 @@ class Batch:
     skipped: list[str] = field(default_factory=list)  # already graded, same files
     refused: list[str] = field(default_factory=list)  # not on the roster
     grader_errors: int = 0  # submissions the grader itself failed on
+    added: list[str] = field(default_factory=list)  # students added to the roster
 
     def summary(self) -> str:
         graded = sum(r.status == "graded" for r in self.results)
@@ -83,6 +85,8 @@ class Batch:
         lines += [f"  {r.student}: {r.reason}" for r in errors]
         if self.refused:
             lines.append(f"{len(self.refused)} refused (not on the roster): {', '.join(self.refused)}")
+        if self.added:
+            lines.append(f"{len(self.added)} added to the roster (not on it before): {', '.join(self.added)}")
         return "\n".join(lines)
 
 
@@ -374,7 +378,10 @@ def grade_assignment(
                         name = pending.pop(future)
                         result = _finished(future, name, assignment, todo[name], unsafe, batch)
                         if name not in {s.id for s in gb.students}:
-                            result.notices.append(f"student {name} was not on the roster and has been added")
+                            result.instructor_notes.append(
+                                f"student {name} was not on the roster and has been added"
+                            )
+                            batch.added.append(name)
                         _write_safely(course_dir, result, batch)
                         record(gb, result, allow_unknown)
                         batch.results.append(result)
@@ -420,7 +427,7 @@ def _write_safely(course_dir: Path, result: SubmissionResult, batch: Batch) -> N
         folder = course_dir / "submitted" / result.student / result.assignment
         log = _log_grader_error(folder, result.student, result.assignment, error)
         result.executed = {}
-        result.notices.append(f"the graded notebook could not be written (see {log})")
+        result.instructor_notes.append(f"the graded notebook could not be written (see {log})")
         batch.grader_errors += 1
         write_result(course_dir, result)
 

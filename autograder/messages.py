@@ -3,7 +3,8 @@
 TEXT: dict[str, dict[str, str]] = {
     "passed": {"en": "passed", "ru": "пройдено"},
     "failed": {"en": "failed", "ru": "не пройдено"},
-    "manual": {"en": "graded by the instructor", "ru": "проверяет преподаватель"},
+    "manual": {"en": "to be graded by the instructor", "ru": "ждёт проверки преподавателем"},
+    "graded_by_person": {"en": "graded by the instructor", "ru": "проверено преподавателем"},
     "blank": {"en": "no answer", "ru": "нет ответа"},
     "not_written": {
         "en": "the answer is not written yet (NotImplementedError)",

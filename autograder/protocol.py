@@ -54,7 +54,7 @@ TENSOR_DTYPES = frozenset(
 NUMPY_DTYPES = frozenset(
     {"<f2", "<f4", "<f8", "<c8", "<c16", "|i1", "<i2", "<i4", "<i8", "|u1", "|b1"}
 )  # fmt: skip
-CHECK_KINDS = frozenset({"tensor", "scalar", "value", "true", "chain"})
+CHECK_KINDS = frozenset({"tensor", "scalar", "value", "true", "chain", "type"})
 PLAIN_KINDS = frozenset({"none", "bool", "int", "str", "float", "list", "tuple"})
 OUTPUT_TYPES = frozenset({"stream", "error", "display_data", "execute_result"})
 
@@ -252,6 +252,9 @@ def _payload(value, depth: int) -> dict:
         if kind == "int":
             _require(abs(v) < 2**256, "an int too large")
         return value
+    if kind == "type":
+        _require(_is_text(value.get("v"), MAX_NAME), "bad type name")
+        return {"t": "type", "v": clean_text(value["v"])}
     if kind in ("other", "too_large", "tampered"):
         return {"t": kind}  # what the notebook said about it is not kept
     raise ProtocolError("an unknown value type")

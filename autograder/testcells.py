@@ -36,6 +36,7 @@ CHECKS = {
     "check_value": ("value", 1, 2),
     "check_true": ("true", 1, None),
     "check_grad_fn_chain": ("chain", 1, 2),
+    "check_type": ("type", 1, 2),
 }
 KINDS = frozenset(kind for kind, _, _ in CHECKS.values())
 REPORT, CHECK = "__report__", "__check__"

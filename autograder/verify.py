@@ -18,13 +18,14 @@ import base64
 import contextlib
 import io
 import math
+import re
 import threading
 
 import numpy as np
 import torch
 
 from course import checks
-from course.i18n import get_language, set_language
+from course.i18n import get_language, message, set_language
 
 MISMATCH = {
     "en": "the values your code gave do not match the instructor's solution on the grader's inputs",
@@ -129,6 +130,8 @@ def same(reference: dict, student: dict) -> bool:
         return got.get("t") == "tensor" and got["chain"][: len(names) + 1] == names
     if kind == "true":
         return got == {"t": "bool", "v": True}
+    if kind == "type":
+        return got.get("t") == "type" and want.get("t") == "type" and got.get("v") == want.get("v")
     # check_value: the same plain value, type included
     expected, actual = _plain(want), _plain(got)
     return _OTHER not in (expected, actual) and checks._plain_equal(actual, expected)
@@ -171,31 +174,108 @@ def _explain(reference: list[dict], student: list[dict], checks_language: str) -
         if (got["site"], got["kind"]) != (want["site"], want["kind"]) or got["value"].get("t") == "tampered":
             return MISMATCH_AT[checks_language].format(name=name)
         reveal = _truthy(want.get("options", {}).get("reveal", True))
-        message = _compare_message(want, got, reveal)
-        return message or MISMATCH_AT[checks_language].format(name=name)
+        explained = _compare_message(want, got, reveal)
+        return explained or MISMATCH_AT[checks_language].format(name=name)
     return None
 
 
 def _compare_message(want: dict, got: dict, reveal: bool) -> str | None:
+    """The course check's own message for a mismatch, from decoded values; what the student's
+    process named (a class, a grad_fn) appears only when it is one of Python's, NumPy's or torch's."""
     kind, name, options = want["kind"], want["name"], want.get("options", {})
     w, g = want["expected"], got["value"]
     if kind == "tensor" and w.get("t") == "tensor" and g.get("t") == "tensor":
         tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
         check_dtype = options.get("check_dtype", True) is not False
-        return _failure(
-            checks.check_tensor,
-            name,
-            _tensor(g),
-            _tensor(w),
-            reveal=reveal,
-            check_dtype=check_dtype,
-            **tolerances,
-        )
+        input_name = options.get("input_name") if isinstance(options.get("input_name"), str) else None
+        found = _failure(
+            checks.check_tensor, name, _tensor(g), _tensor(w), reveal=reveal, check_dtype=check_dtype,
+            input_name=input_name, **tolerances,
+        )  # fmt: skip
+        return found or _property_message(name, options, g)
+    if kind in ("tensor", "chain") and g.get("t") != "tensor":
+        return _fail_text(name, "not_tensor", got=_shown_type(g))
     if kind == "scalar" and _number(w) is not None and _number(g) is not None:
         return _failure(
             checks.check_scalar, name, _number(g), _number(w), reveal=reveal,
             rtol=_option(options, "rtol", 1e-5), atol=_option(options, "atol", 1e-8),
         )  # fmt: skip
+    if kind == "scalar":
+        return _fail_text(name, "not_number", got=_shown_type(g))
+    if kind == "type":
+        return _fail_text(name, "wrong_class", expected=w.get("v", "?"), got=_shown_class(g.get("v")))
+    if kind == "chain":
+        names = [v.get("v") for v in w.get("v", [])]
+        chain = g["chain"]
+        if not chain:
+            return _fail_text(name, "no_grad_fn")
+        for step, expected in enumerate(names):
+            if step >= len(chain):
+                return _fail_text(name, "chain_short", steps=len(chain), expected=" -> ".join(names))
+            if chain[step] != expected:
+                return _fail_text(name, "chain", step=step, got=_shown_node(chain[step]), expected=expected)
+        return _fail_text(
+            name, "chain_long", expected=names[-1] if names else "-", got=_shown_node(chain[len(names)])
+        )
+    if kind == "true":
+        return _fail_text(
+            name, "condition" if g == {"t": "bool", "v": False} else "not_bool", got=_shown_type(g)
+        )
+    if kind == "value":
+        if g.get("t") != w.get("t"):
+            return _fail_text(
+                name, "wrong_type", expected=_PLAIN_NAMES.get(w.get("t"), "?"), got=_shown_type(g)
+            )
+        if reveal and w.get("t") in ("none", "bool", "int", "float"):  # no text the student chose
+            return _fail_text(name, "wrong_value", expected=repr(_plain(w)), got=repr(_plain(g)))
+        return _fail_text(name, "wrong_value_hidden")
+    return None
+
+
+_PLAIN_NAMES = {
+    "none": "NoneType",
+    "bool": "bool",
+    "int": "int",
+    "str": "str",
+    "float": "float",
+    "list": "list",
+}
+_PLAIN_NAMES |= {"tuple": "tuple", "tensor": "torch.Tensor", "number": "a number"}
+_TORCH_NODE = re.compile(r"^(?:[A-Z][A-Za-z0-9]*Backward[0-9]+|AccumulateGrad)$")
+
+
+def _fail_text(name: str, key: str, **fields) -> str:
+    return message("fail_header", name=name, reason=message(key, **fields))
+
+
+def _shown_type(payload: dict) -> str:
+    return _PLAIN_NAMES.get(payload.get("t"), message("another_type"))
+
+
+def _shown_class(qualified) -> str:
+    """A type's name, if it is one of Python's, NumPy's or torch's (a student's class is not named)."""
+    if isinstance(qualified, str) and re.fullmatch(
+        r"(?:(?:numpy|torch)(?:\.[A-Za-z_]\w*)+|[a-z]\w{0,20})", qualified
+    ):
+        return qualified
+    return message("another_type")
+
+
+def _shown_node(node) -> str:
+    return node if isinstance(node, str) and _TORCH_NODE.match(node) else message("another_node")
+
+
+def _property_message(name: str, options: dict, g: dict) -> str | None:
+    for option, field, yes, no in (
+        ("requires_grad", "requires_grad", "requires_grad_true", "requires_grad_false"),
+        ("is_leaf", "is_leaf", "leaf_true", "leaf_false"),
+        ("has_grad", "grad_set", "grad_missing", "grad_present"),
+    ):
+        if options.get(option) is not None and g[field] != options[option]:
+            grad_fn = _shown_node(g["chain"][0]) if g["chain"] else "?"
+            return _fail_text(name, yes if options[option] else no, grad_fn=grad_fn)
+    if options.get("device") is not None and g["device"] != options["device"]:
+        return _fail_text(name, "device", got=g["device"], expected=options["device"])
     return None
 
 

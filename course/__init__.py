@@ -7,6 +7,7 @@ from course.checks import (
     check_scalar,
     check_tensor,
     check_true,
+    check_type,
     check_value,
     grad_fn_chain,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "check_scalar",
     "check_tensor",
     "check_true",
+    "check_type",
     "check_value",
     "draw_graph",
     "get_language",

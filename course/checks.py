@@ -44,6 +44,10 @@ Hint = str | Mapping[str, str] | None
 class CheckFailed(AssertionError):
     """A value did not pass a check; the message says why and what to do."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for a failed check: its message, not a traceback into this module."""
+        return str(self).splitlines()
+
 
 def _record(kind: str, name: str, expected: object, options: dict) -> None:
     """Where each check reports the value it compares with.
@@ -89,11 +93,17 @@ def _require_tensor(name: str, value: object, hint: Hint) -> torch.Tensor:
         return value
     if _issubclass(kind, torch.Tensor):
         _fail(name, message("tensor_subclass", got=_describe(value)), hint)
+    if value is None and name.endswith(".grad"):
+        _fail(name, message("not_tensor", got=_describe(value)), hint or _both("grad_none_hint"))
     _fail(name, message("not_tensor", got=_describe(value)), hint or _not_tensor_hint())
 
 
 def _not_tensor_hint() -> dict[str, str]:
-    return {lang: message("not_tensor_hint", lang) for lang in ("en", "ru")}
+    return _both("not_tensor_hint")
+
+
+def _both(key: str) -> dict[str, str]:
+    return {lang: message(key, lang) for lang in ("en", "ru")}
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -121,6 +131,22 @@ def _fmt(x: object) -> str:
     return f"{float(x):.6g}"
 
 
+def _fmt_pair(got: object, expected: object) -> tuple[str, str]:
+    """Both numbers with as many significant digits as it takes to tell them apart (6 to 17)."""
+    if _isinstance(got, bool | np.bool_) or _isinstance(expected, bool | np.bool_):
+        return _fmt(got), _fmt(expected)
+    for digits in (6, 9, 12, 17):
+        pair = tuple(
+            f"{complex(x):.{digits}g}"
+            if _isinstance(x, complex | np.complexfloating)
+            else f"{float(x):.{digits}g}"
+            for x in (got, expected)
+        )
+        if pair[0] != pair[1]:
+            return pair
+    return pair
+
+
 def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
 
@@ -146,8 +172,9 @@ def _compare_values(got: np.ndarray, want: np.ndarray, rtol: float, atol: float)
         stray_nan = a_nan & ~e_nan
         nan_at = int(np.flatnonzero(stray_nan)[0]) if stray_nan.any() else None
         abs_err = float(diff[finite].max()) if finite.any() else 0.0
-        rel = diff[finite] / np.maximum(np.abs(e[finite]), np.finfo(np.float64).tiny)
-        rel_err = float(rel.max()) if finite.any() else 0.0
+        nonzero = finite & (e != 0)
+        # relative to an expected zero there is no relative error: None, and it is not printed
+        rel_err = float((diff[nonzero] / np.abs(e[nonzero])).max()) if nonzero.any() else None
         return mismatch, nan_at, abs_err, rel_err
 
 
@@ -163,6 +190,7 @@ def check_tensor(
     is_leaf: bool | None = None,
     has_grad: bool | None = None,
     device: str | None = None,
+    input_name: str | None = None,
     reveal: bool = True,
     hint: Hint = None,
 ) -> None:
@@ -172,11 +200,14 @@ def check_tensor(
     is compared on the CPU. ``rtol``/``atol`` default to values that fit the
     dtype. ``requires_grad``, ``is_leaf``, ``has_grad`` (``.grad`` is set) and
     ``device`` ('cpu' or 'cuda') are checked only when given. With
-    ``reveal=False`` the message never shows the expected values.
+    ``reveal=False`` the message never shows the expected values. ``input_name``
+    marks a check that an input was left as it was passed in: a mismatch then
+    says that the student's function changed that input.
     """
     __tracebackhide__ = True
     options = {"rtol": rtol, "atol": atol, "check_dtype": check_dtype, "requires_grad": requires_grad}
     options |= {"is_leaf": is_leaf, "has_grad": has_grad, "device": device, "reveal": reveal}
+    options |= {"input_name": input_name}
     _record("tensor", name, expected, options)
     tensor = _require_tensor(name, actual, hint)
     want = _reference(expected)
@@ -205,16 +236,24 @@ def check_tensor(
     if mismatch.any():
         first = int(np.flatnonzero(mismatch)[0])
         count, total = int(mismatch.sum()), int(mismatch.size)
+        if input_name is not None:
+            _fail(
+                name,
+                message("changed_input", input=input_name, count=count, total=total),
+                hint or _both("changed_input_hint"),
+            )
         if reveal:
+            shown_got, shown_expected = _fmt_pair(got.flat[first], ref.flat[first])
+            relative = message("relative", rel_err=rel_err) if rel_err is not None else ""
             reason = message(
                 "values",
                 count=count,
                 total=total,
                 index=_index(first, ref.shape),
-                got=_fmt(got.flat[first]),
-                expected=_fmt(ref.flat[first]),
+                got=shown_got,
+                expected=shown_expected,
                 abs_err=abs_err,
-                rel_err=rel_err,
+                relative=relative,
                 rtol=rtol,
                 atol=atol,
             )
@@ -276,10 +315,11 @@ def check_scalar(
     if not ok:
         if reveal:
             abs_err = abs(value - want) if not math.isnan(value) else math.nan
+            shown_got, shown_expected = _fmt_pair(value, want)
             reason = message(
                 "scalar",
-                got=_fmt(value),
-                expected=_fmt(want),
+                got=shown_got,
+                expected=shown_expected,
                 abs_err=abs_err,
                 rtol=rtol,
                 atol=atol,
@@ -333,6 +373,22 @@ def check_true(name: str, condition: object, *, hint: Hint = None) -> None:
         _fail(name, message("not_bool", got=_describe(condition)), hint)
     if not condition:
         _fail(name, message("condition"), hint)
+    _passed(name)
+
+
+def type_name(kind: type) -> str:
+    """``module.QualifiedName`` of a class, as check_type compares and reports it."""
+    module = getattr(kind, "__module__", "?")
+    return f"{module}.{kind.__qualname__}" if module != "builtins" else kind.__qualname__
+
+
+def check_type(name: str, value: object, expected: type, *, hint: Hint = None) -> None:
+    """Check that ``value`` is exactly of type ``expected`` (not a subclass); the message says
+    which type came back."""
+    __tracebackhide__ = True
+    _record("type", name, expected, {})
+    if _type(value) is not expected:
+        _fail(name, message("wrong_class", expected=type_name(expected), got=type_name(_type(value))), hint)
     _passed(name)
 
 

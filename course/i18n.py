@@ -95,14 +95,39 @@ MESSAGES: dict[str, dict[str, str]] = {
     "values": {
         "en": (
             "{count} of {total} values differ; first at index {index}: got {got}, "
-            "expected {expected}; max abs error {abs_err:.3g}, max rel error {rel_err:.3g} "
+            "expected {expected}; max abs error {abs_err:.3g}{relative} "
             "(rtol={rtol:g}, atol={atol:g})"
         ),
         "ru": (
             "различаются {count} из {total} значений; первое в позиции {index}: получено "
-            "{got}, ожидалось {expected}; макс. абс. ошибка {abs_err:.3g}, макс. отн. ошибка "
-            "{rel_err:.3g} (rtol={rtol:g}, atol={atol:g})"
+            "{got}, ожидалось {expected}; макс. абс. ошибка {abs_err:.3g}{relative} "
+            "(rtol={rtol:g}, atol={atol:g})"
         ),
+    },
+    "relative": {"en": ", max rel error {rel_err:.3g}", "ru": ", макс. отн. ошибка {rel_err:.3g}"},
+    "changed_input": {
+        "en": "your function changed its input {input}: {count} of {total} values are not as passed in",
+        "ru": "ваша функция изменила свой вход {input}: {count} из {total} значений не такие, как на входе",
+    },
+    "changed_input_hint": {
+        "en": "work on a copy (x.clone()) or use out-of-place operations (x * 2, not x.mul_(2))",
+        "ru": "работайте с копией (x.clone()) или операциями не на месте (x * 2, а не x.mul_(2))",
+    },
+    "grad_none_hint": {
+        "en": (
+            ".grad is None: on a leaf tensor, call backward() first; on a tensor computed from others "
+            "(not a leaf), call retain_grad() on it before backward()"
+        ),
+        "ru": (
+            ".grad равен None: у листового тензора сначала вызовите backward(); у тензора, вычисленного "
+            "из других (не листа), вызовите retain_grad() до backward()"
+        ),
+    },
+    "another_type": {"en": "another type", "ru": "другого типа"},
+    "another_node": {"en": "another node", "ru": "другой узел"},
+    "wrong_class": {
+        "en": "expected a value of type {expected}, got one of type {got}",
+        "ru": "ожидалось значение типа {expected}, получено значение типа {got}",
     },
     "values_hidden": {
         "en": "{count} of {total} values do not match the hidden reference",

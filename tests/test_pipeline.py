@@ -254,7 +254,12 @@ def test_unknown_students_are_added_with_a_notice_or_refused(toy_course, tmp_pat
     refused = grade_assignment(toy_course, ASSIGNMENT, student="ann", allow_unknown=False)
     assert refused.refused == ["ann"] and refused.results == []
     added = grade_assignment(toy_course, ASSIGNMENT, student="ann")
-    assert any("not on the roster" in n for n in added.results[0].notices)
+    assert any("not on the roster" in n for n in added.results[0].instructor_notes)
+    assert not any("roster" in n for n in added.results[0].notices)  # never on the student's page
+    assert added.added == ["ann"] and "1 added to the roster" in added.summary()
+    write_feedback(toy_course, ASSIGNMENT, "ann")
+    page = (toy_course / "feedback" / "ann" / ASSIGNMENT / "feedback.html").read_text()
+    assert "roster" not in page
 
 
 def test_late_submissions_are_marked_from_timestamp_and_due_date(toy_course, tmp_path):

@@ -45,7 +45,14 @@ import course.checks as _checks_module
 MAX_PAYLOAD_BYTES = 8 * 2**20
 MAX_CELL_OUTPUT_CHARS = 100_000
 MAX_CELL_OUTPUTS = 200  # separate outputs per cell (the protocol refuses over 1000)
-CHECK_NAMES = ("check_tensor", "check_scalar", "check_value", "check_true", "check_grad_fn_chain")
+CHECK_NAMES = (
+    "check_tensor",
+    "check_scalar",
+    "check_value",
+    "check_true",
+    "check_grad_fn_chain",
+    "check_type",
+)
 TOOL_NAMES = ("__report__", "__check__")
 # Modules a test cell reads by these names get the real module, whatever the notebook bound to them.
 MODULE_NAMES = {"torch": "torch", "np": "numpy", "numpy": "numpy", "math": "math", "random": "random"}
@@ -172,8 +179,12 @@ def _build():
             return {"t": kind.__name__, "v": [encode_plain(v, depth + 1) for v in value]}
         return {"t": "other", "type": kind.__module__ + "." + kind.__qualname__}
 
+    _type_name = _checks_module.type_name
+
     def encode(kind, actual):
         value_type = _type(actual)
+        if kind == "type":
+            return {"t": "type", "v": _type_name(value_type)}
         if value_type is _Tensor or value_type is _Parameter:
             return encode_tensor(actual)
         if kind == "scalar" and value_type in _numbers:
@@ -186,6 +197,8 @@ def _build():
         """The value a check compares with, as the check itself reads it."""
         if kind == "tensor":
             return encode_tensor(_reference(expected))
+        if kind == "type":
+            return {"t": "type", "v": _type_name(expected)}
         if kind == "scalar":
             if _isinstance(expected, _Tensor):
                 return {"t": "number", "v": _repr(_float(_reference(expected).reshape(-1)[0]))}

@@ -1,0 +1,139 @@
+"""What a student reads when a check fails: in the notebook and in feedback.html (issue 11's rules)."""
+
+import torch
+from test_pipeline import write_lms_folder
+
+from autograder import verify
+from autograder.collect import collect
+from autograder.feedback import plain_title, write_feedback
+from autograder.grade import grade_assignment
+from course import CheckFailed, check_scalar, check_tensor, check_type, set_language
+from course.checks import type_name
+
+
+def failure(check, *args, **kwargs) -> str:
+    set_language("en")
+    try:
+        check(*args, **kwargs)
+    except CheckFailed as failed:
+        return str(failed)
+    raise AssertionError("the check passed")
+
+
+def test_numbers_that_print_alike_get_enough_digits_to_differ():
+    text = failure(check_scalar, "forward difference", 3.0000003, 3.0, rtol=0, atol=1e-9)
+    assert "got 3," not in text and "got 3.0000003" in text and "expected 3 " in text
+    text = failure(
+        check_tensor,
+        "g",
+        torch.tensor([2.0000001], dtype=torch.float64),
+        torch.tensor([2.0], dtype=torch.float64),
+        rtol=0,
+        atol=0,
+    )
+    assert "got 2.0000001" in text
+
+
+def test_an_input_the_function_changed_gets_its_own_message():
+    text = failure(check_tensor, "x after f(x)", torch.tensor([1.0, 5.0]), [1.0, 2.0], input_name="x")
+    assert "your function changed its input x" in text and "got" not in text
+    assert "clone()" in text  # and how to avoid it
+
+
+def test_grad_none_on_a_non_leaf_hints_retain_grad_not_torch_tensor():
+    text = failure(check_tensor, "y.grad", None, [1.0])
+    assert "retain_grad()" in text and "torch.tensor(...)" not in text
+
+
+def test_a_type_check_says_which_type_came_back():
+    assert "got one of type int" in failure(check_type, "type(err)", 3, float)
+    assert "numpy.float32" in failure(check_type, "type(err)", torch.tensor(1.0).numpy()[()], float)
+    check_type("type(err)", 0.5, float)  # passes
+
+
+def test_relative_error_against_an_expected_zero_is_never_printed():
+    text = failure(check_tensor, "g", torch.tensor([0.0, 1e-3]), torch.tensor([0.0, 0.0]), atol=1e-6)
+    assert "rel error" not in text and "e+30" not in text
+    text = failure(check_tensor, "g", torch.tensor([1.0, 2.5]), torch.tensor([0.0, 2.0]), atol=1e-6)
+    assert "max rel error 0.25" in text  # relative to the non-zero reference only
+
+
+def test_a_failed_check_renders_as_its_message_not_a_traceback():
+    try:
+        check_tensor("x.grad", torch.tensor([5.0]), [4.0])
+    except CheckFailed as failed:
+        lines = failed._render_traceback_()
+    assert lines[0].startswith("✘ x.grad:") and len(lines) <= 2
+    assert not any("checks.py" in line for line in lines)
+
+
+def _reference(kind, expected, **options):
+    return {"site": 0, "kind": kind, "name": "v", "expected": expected, "options": options}
+
+
+def _report(kind, value):
+    return {"site": 0, "kind": kind, "value": value}
+
+
+def test_feedback_single_number_checks_use_the_checks_own_tolerances():
+    text = verify.explain(
+        [_reference("scalar", {"t": "number", "v": "0.0"}, atol="1e-07", rtol="1e-05", reveal=True)],
+        [_report("scalar", {"t": "number", "v": "0.001"})],
+        "en",
+    )
+    assert "atol=1e-07" in text and "atol=1e-08" not in text
+
+
+def test_feedback_hidden_failures_say_what_kind_without_values():
+    tensor = {"t": "tensor", "dtype": "torch.float32", "np_dtype": "<f4", "shape": [1], "data": "AACAPw=="}
+    tensor |= {"requires_grad": False, "is_leaf": True, "grad_set": False, "device": "cpu", "chain": []}
+    none = verify.explain(
+        [_reference("tensor", tensor, reveal=False)], [_report("tensor", {"t": "none", "v": None})], "en"
+    )
+    assert "expected a torch.Tensor, got NoneType" in none
+    needs_grad = verify.explain(
+        [_reference("tensor", tensor, reveal=False, requires_grad=True)], [_report("tensor", tensor)], "en"
+    )
+    assert "requires_grad is False, expected True" in needs_grad
+
+
+def test_feedback_never_names_a_students_own_class_or_node():
+    text = verify.explain(
+        [_reference("type", {"t": "type", "v": "float"})],
+        [_report("type", {"t": "type", "v": "leak.HIDDEN"})],
+        "en",
+    )
+    assert "HIDDEN" not in text and "another type" in text
+    assert type_name(float) == "float" and type_name(torch.Tensor) == "torch.Tensor"
+    chain = {"t": "tensor", "dtype": "torch.float32", "np_dtype": "<f4", "shape": [1], "data": "AACAPw=="}
+    chain |= {"requires_grad": True, "is_leaf": False, "grad_set": False, "device": "cpu"}
+    text = verify.explain(
+        [_reference("chain", {"t": "list", "v": [{"t": "str", "v": "MulBackward0"}]})],
+        [_report("chain", chain | {"chain": ["SECRETBackward"]})],
+        "en",
+    )
+    assert "SECRET" not in text and "another node" in text
+
+
+def test_titles_are_rendered_without_latex_or_backticks():
+    assert plain_title(r"Exercise 1: $\nabla$ of $10\sum x_{ij}^2$") == "Exercise 1: ∇ of 10∑ x_ij²"
+    assert plain_title("Упражнение 3: `central_difference`") == "Упражнение 3: central_difference"
+    assert plain_title(r"$\frac{1}{N}$ and $\ln(1+f)$") == "1/N and ln(1+f)"
+
+
+def test_a_written_answer_graded_in_formgrader_shows_its_score_and_comment(toy_course, tmp_path):
+    from nbgrader.api import Gradebook
+
+    write_lms_folder(toy_course, tmp_path / "lms")
+    collect(toy_course, "toy", tmp_path / "lms")
+    grade_assignment(toy_course, "toy", student="ann")
+    with Gradebook(f"sqlite:///{toy_course / 'gradebook.db'}") as gb:
+        grade = gb.find_grade("why", "toy", "toy", "ann")
+        grade.manual_score = 1.5
+        comment = gb.find_comment("why", "toy", "toy", "ann")
+        comment.manual_comment = "Good, but say why the gradient accumulates."
+        gb.db.commit()
+    write_feedback(toy_course, "toy", "ann")
+    page = (toy_course / "feedback" / "ann" / "toy" / "feedback.html").read_text()
+    assert "graded by the instructor" in page and "1.5 / 2" in page
+    assert "say why the gradient accumulates" in page and "to be graded" not in page

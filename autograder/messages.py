@@ -77,6 +77,75 @@ STOP_REASONS: dict[str, dict[str, str]] = {
 }
 
 
+# What common errors mean, recognised by a fragment of their message; the student sees only these words.
+KNOWN_ERRORS: list[tuple[str, dict[str, str]]] = [
+    (
+        "does not require grad and does not have a grad_fn",
+        {
+            "en": "backward() reached a tensor that does not require grad: was requires_grad=True set?",
+            "ru": "backward() дошёл до тензора, который не требует градиента: задан ли requires_grad=True?",
+        },
+    ),
+    (
+        "backward through the graph a second time",
+        {
+            "en": "backward() went through the same graph twice: rebuild the graph or pass retain_graph=True",
+            "ru": "backward() прошёл по графу дважды: постройте граф заново или задайте retain_graph=True",
+        },
+    ),
+    (
+        "leaf Variable that requires grad is being used in an in-place operation",
+        {
+            "en": "a leaf that requires grad was changed in place: update it under torch.no_grad()",
+            "ru": "лист, требующий градиента, изменён на месте: обновляйте его внутри torch.no_grad()",
+        },
+    ),
+    (
+        "grad can be implicitly created only for scalar outputs",
+        {
+            "en": "backward() on a tensor with several elements needs a gradient argument (or .sum() first)",
+            "ru": "backward() для тензора из нескольких элементов требует gradient (или сначала .sum())",
+        },
+    ),
+    (
+        "Call tensor.detach().numpy() instead",
+        {
+            "en": ".numpy() on a tensor that requires grad: call .detach() first",
+            "ru": ".numpy() у тензора, требующего градиента: сначала вызовите .detach()",
+        },
+    ),
+    (
+        "Expected all tensors to be on the same device",
+        {
+            "en": "tensors on different devices were combined: move them to one device with .to(device)",
+            "ru": "объединены тензоры на разных устройствах: переместите их на одно через .to(device)",
+        },
+    ),
+    (
+        "must match the size of tensor",
+        {
+            "en": "the shapes of two tensors do not fit together",
+            "ru": "формы двух тензоров не согласуются",
+        },
+    ),
+    (
+        "cannot be multiplied",
+        {
+            "en": "the shapes of two matrices do not fit for a product",
+            "ru": "формы двух матриц не подходят для произведения",
+        },
+    ),
+]
+
+
+def known_error(evalue: str, lang: str) -> str | None:
+    """The catalogue's explanation of an error message it recognises, else None."""
+    for fragment, entry in KNOWN_ERRORS:
+        if fragment in evalue:
+            return entry[lang if lang in entry else "en"]
+    return None
+
+
 def stop_reason(code: str, lang: str) -> str:
     """The catalogue's words for a stop reason code (never text from the run)."""
     entry = STOP_REASONS.get(code, STOP_REASONS["ended"])

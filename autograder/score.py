@@ -13,7 +13,7 @@ import builtins
 import re
 from dataclasses import dataclass
 
-from autograder.messages import stop_reason, text
+from autograder.messages import known_error, stop_reason, text
 from autograder.run import Run
 from autograder.submission import Assembled, Template
 from autograder.verify import MISMATCH, cell_matches, explain
@@ -99,7 +99,9 @@ def _reason(cell, expected: list[dict], reported: list[dict], lang: str) -> str:
     explained = explain(expected, reported, lang)
     if errors:
         name = ename if ename in BUILTIN_EXCEPTIONS else text("an_exception", lang)
-        return text("error_hidden", lang, ename=name) + (f"\n{explained}" if explained else "")
+        meaning = known_error(str(errors[0].get("evalue", "")), lang) if name == ename else None
+        said = text("error_hidden", lang, ename=name) + (f": {meaning}" if meaning else "")
+        return said + (f"\n{explained}" if explained else "")
     if explained:
         return explained
     return text("stderr", lang) if not errors else MISMATCH[lang]

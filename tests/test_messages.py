@@ -137,3 +137,26 @@ def test_a_written_answer_graded_in_formgrader_shows_its_score_and_comment(toy_c
     page = (toy_course / "feedback" / "ann" / "toy" / "feedback.html").read_text()
     assert "graded by the instructor" in page and "1.5 / 2" in page
     assert "say why the gradient accumulates" in page and "to be graded" not in page
+
+
+def test_an_exception_is_named_and_explained_only_in_the_graders_words():
+    from nbformat import from_dict
+
+    from autograder.score import _reason
+
+    def cell(ename, evalue):
+        return from_dict(
+            {"outputs": [{"output_type": "error", "ename": ename, "evalue": evalue, "traceback": []}]}
+        )
+
+    known = _reason(
+        cell("RuntimeError", "element 0 of tensors does not require grad and does not have a grad_fn"),
+        [],
+        [],
+        "en",
+    )
+    assert "RuntimeError" in known and "was requires_grad=True set?" in known
+    unknown = _reason(cell("RuntimeError", "HIDDEN TEST SOURCE"), [], [], "en")
+    assert "RuntimeError" in unknown and "HIDDEN" not in unknown
+    custom = _reason(cell("LeakHidden", "does not require grad and does not have a grad_fn"), [], [], "ru")
+    assert "LeakHidden" not in custom and "исключение" in custom

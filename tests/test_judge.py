@@ -260,3 +260,32 @@ def test_protocol_refuses_frames_over_the_limit_and_bad_json():
     with pytest.raises(protocol.ProtocolError):
         reader.read(float("inf"))
     os.close(read)
+
+
+def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path, monkeypatch):
+    from test_pipeline import write_lms_folder
+
+    from autograder import references
+    from autograder.collect import collect
+    from autograder.grade import grade_assignment
+
+    write_lms_folder(toy_course, tmp_path / "lms")
+    collect(toy_course, "toy", tmp_path / "lms")
+    first = grade_assignment(toy_course, "toy", student="ann")
+    stored = toy_course / "references" / "toy" / "toy.json"
+    assert stored.is_file() and first.results[0].score > 0
+    assert not (toy_course / "source" / "toy" / "references").exists()  # never where nbgrader copies from
+
+    def no_second_run(*args, **kwargs):
+        raise AssertionError("a grading command ran the reference again")
+
+    monkeypatch.setattr(references, "compute", no_second_run)
+    again = grade_assignment(toy_course, "toy", student="ann", force=True)
+    assert again.results[0].score == first.results[0].score
+
+    source = toy_course / "source" / "toy" / "toy.ipynb"  # a new version of the lesson: learnt again
+    source.write_text(source.read_text().replace("[9.0, 25.0]", "[9.0, 25.5]"))
+    assert references.stored(toy_course, "toy", source) is None  # out of date
+    monkeypatch.undo()
+    grade_assignment(toy_course, "toy", student="ann", force=True)
+    assert references.stored(toy_course, "toy", source) is not None

@@ -286,6 +286,8 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     preimport()
     warm_up()
+    if SANDBOXED:  # the warm-up's caches go now, so that every job starts from the same empty folders
+        wipe_scratch(keep)
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # children cannot ptrace or read this process
     forget_ctypes()
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()

@@ -13,6 +13,24 @@ def _course_dir(args) -> Path:
     return path
 
 
+class UnknownAssignment(SystemExit):
+    """An assignment the course does not have: one line, exit status 2."""
+
+
+def _check_assignments(course: Path, names: list[str]) -> None:
+    from autograder.notebooks import assignments
+
+    known = assignments(course)
+    for name in names:
+        if name not in known:
+            print(
+                f"error: no assignment {name!r} in {course / 'source'}; the assignments are: "
+                f"{', '.join(known) or '(none)'}",
+                file=sys.stderr,
+            )
+            raise UnknownAssignment(2)
+
+
 def cmd_execute(args) -> int:
     from autograder import notebooks
     from autograder.execute import execute_in_place
@@ -54,6 +72,7 @@ def cmd_grade(args) -> int:
     loading.start()
 
     course = _course_dir(args)
+    _check_assignments(course, args.assignment)
     limits = Limits(
         cell_seconds=args.cell_timeout,
         notebook_seconds=args.notebook_timeout,
@@ -86,6 +105,13 @@ def cmd_grade(args) -> int:
                     sandboxes=sandboxes,
                 )
                 print(batch.summary(), flush=True)
+                if not batch.results and not batch.skipped and not batch.refused:
+                    print(
+                        f"nothing to grade: submitted/<student>/{assignment}/ holds no submission"
+                        + (f" of {args.student}" if args.student else "")
+                        + f"; collect them first: autograder collect {assignment} --from DOWNLOAD.zip",
+                        flush=True,
+                    )
                 failed += batch.grader_errors
     except SandboxUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
@@ -102,6 +128,7 @@ def cmd_grade(args) -> int:
 def cmd_collect(args) -> int:
     from autograder.collect import collect
 
+    _check_assignments(_course_dir(args), [args.assignment])
     source = Path(args.source)
     if not source.exists():
         sys.exit(f"error: {source} does not exist: give a folder of submissions or a zip file")
@@ -112,6 +139,7 @@ def cmd_collect(args) -> int:
 def cmd_feedback(args) -> int:
     from autograder.feedback import write_feedback
 
+    _check_assignments(_course_dir(args), [args.assignment])
     pages = write_feedback(_course_dir(args), args.assignment, args.student, db_url=args.db)
     print(f"{len(pages)} feedback page(s) in feedback/<student>/{args.assignment}/feedback.html")
     return 0
@@ -139,7 +167,12 @@ def cmd_report(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
     parser.add_argument("--course-dir", default=".", help="course directory (default: .)")
+    # the same option after the verb (`autograder grade A --course-dir DIR`), listed in each verb's help
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--course-dir", default=argparse.SUPPRESS, help="course directory (default: .)")
     verbs = parser.add_subparsers(dest="verb", required=True)
+    add_parser = verbs.add_parser
+    verbs.add_parser = lambda name, **kwargs: add_parser(name, parents=[where], **kwargs)
 
     execute = verbs.add_parser("execute", help="run source notebooks and store their outputs in place")
     execute.add_argument("notebooks", nargs="*", help="notebooks to run (default: all of source/)")

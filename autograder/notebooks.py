@@ -8,6 +8,13 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 KEPT_CELL_METADATA = ("nbgrader", "tags")
 
 
+def assignments(course_dir: Path) -> list[str]:
+    """The course's assignments: the folders of source/ that hold a notebook."""
+    return sorted(
+        p.name for p in (Path(course_dir) / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
+    )
+
+
 def read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(str(path), as_version=4)
 

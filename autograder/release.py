@@ -6,16 +6,11 @@ from traitlets.config import Config
 
 from autograder import LANGUAGES
 from autograder.config import load_config, nbgrader_api
+from autograder.notebooks import assignments
 
 
 class ReleaseError(RuntimeError):
     """nbgrader could not generate a student version."""
-
-
-def assignments(course_dir: Path) -> list[str]:
-    return sorted(
-        p.name for p in (Path(course_dir) / "source").iterdir() if p.is_dir() and any(p.glob("*.ipynb"))
-    )
 
 
 def generate(

@@ -346,3 +346,26 @@ def test_unsafe_grading_is_written_into_every_result(toy_course, tmp_path):
     result = read_result(toy_course, "ann", ASSIGNMENT)
     assert result.unsafe is True and any("WITHOUT a sandbox" in n for n in result.notices)
     assert result.score == 4 and batch.results[0].unsafe
+
+
+def test_an_unknown_assignment_is_one_line_and_status_2(toy_course):
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", "nope", "--course-dir", str(toy_course)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: no assignment 'nope' in {toy_course / 'source'}; the assignments are: {ASSIGNMENT}"
+    ]
+
+
+def test_course_dir_works_after_the_verb_and_an_empty_class_is_explained(toy_course):
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--course-dir", str(toy_course)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "nothing to grade" in done.stdout and f"autograder collect {ASSIGNMENT} --from" in done.stdout

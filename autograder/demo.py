@@ -61,6 +61,7 @@ def run_demo(
     print(f"  grades ({rows} rows): {grades}")
     print(f"  report:             {page}")
     print(f"  gradebook:          {course / 'gradebook.db'} (nbgrader commands work in {course})")
+    print(f"These files stay so that you can open them; remove them with: rm -rf {workdir}")
     return 0
 
 

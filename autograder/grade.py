@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -469,7 +470,8 @@ def progress_bar(stream=sys.stderr) -> Callable[[int, int, SubmissionResult | No
             if done == total:
                 stream.write("\n")
         elif result is not None:
-            status = f"{result.score:g}" if result.status == "graded" else f"error: {result.reason[:60]}"
+            reason = textwrap.shorten(result.reason, width=100, placeholder=" …")
+            status = f"{result.score:g}" if result.status == "graded" else f"error: {reason}"
             stream.write(f"[{done}/{total}] {result.student}: {status}  ({elapsed:.0f} s)\n")
         stream.flush()
 

@@ -101,6 +101,9 @@ def _run(path: Path, mode: str) -> list[tuple[str, int, object]]:
             source = rewrite(source, mode)
         with contextlib.redirect_stdout(io.StringIO()):
             exec(compile(source, current[0] or "cell", "exec"), namespace)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")  # the lessons' figures, drawn in this process
     return seen
 
 

@@ -5,6 +5,7 @@ stopped zygote, the memory limit against tmpfs files and forked children, a seco
 against what the first one left behind, and the protocol against forged frames.
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -16,6 +17,17 @@ from autograder.sandbox import GRACE_SECONDS, Limits, MemoryCgroup, UidLease, Wo
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 LIMITS = Limits(cell_seconds=5, notebook_seconds=20, memory_bytes=1 * 2**30, processes=64)
+
+
+@contextlib.contextmanager
+def started(index: int, limits: Limits):
+    """A sandbox of its own for one test, with ``limits``."""
+    worker = Worker(index=index, limits=limits)
+    try:
+        worker.spawn()
+        yield worker
+    finally:
+        worker.close()
 
 
 @pytest.fixture(scope="module")
@@ -121,12 +133,10 @@ def test_nothing_survives_into_the_next_job(worker):
 
 @pytest.mark.skipif(not _cgroup_parents(), reason="no memory cgroup can be made here")
 def test_one_memory_limit_covers_forked_children():
-    """Each process may map 3 GiB (RLIMIT_AS), but the sandbox as a whole gets 3 GiB plus 1 GiB for
-    the zygote: eight children of 1.2 GiB each cannot all live."""
+    """Each process may map 3 GiB more (RLIMIT_AS), but the sandbox as a whole holds what the zygote
+    holds plus 3 GiB: eight children of 1.2 GiB each cannot all live."""
     limits = Limits(cell_seconds=60, notebook_seconds=90, memory_bytes=3 * 2**30, processes=64)
-    worker = Worker(index=1, limits=limits)
-    try:
-        worker.spawn()
+    with started(1, limits) as worker:
         hog = (
             "import os, time\n"
             "children = []\n"
@@ -146,15 +156,11 @@ def test_one_memory_limit_covers_forked_children():
         else:
             assert events.stopped == "memory", events.stopped
         assert worker.run(code("print(1)"), limits).stopped is None
-    finally:
-        worker.close()
 
 
 def test_tmpfs_files_count_against_a_limit():
     limits = Limits(cell_seconds=30, notebook_seconds=60, memory_bytes=512 * 2**20, processes=64)
-    worker = Worker(index=2, limits=limits)
-    try:
-        worker.spawn()
+    with started(2, limits) as worker:
         fill = (
             "written = 0\n"
             "try:\n"
@@ -171,8 +177,6 @@ def test_tmpfs_files_count_against_a_limit():
             assert int(printed(events, 0)) < 4096  # the tmpfs is full long before 4 GiB
         else:
             assert events.stopped == "memory"
-    finally:
-        worker.close()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="worker user ids are leased only as root")

@@ -1,7 +1,7 @@
 # nbgrader configuration of the course. The repository root is the course directory.
-from nbgrader.converters import GenerateAssignment
+from nbgrader.converters import Autograde, GenerateAssignment
 
-from autograder.language import SelectLanguage
+from autograder.language import AnswerStub, SelectLanguage
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
 
@@ -18,6 +18,11 @@ c.GenerateAssignment.preprocessors = [
 ]
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Written answers say "ВАШ ОТВЕТ" in Russian releases; read as blank like the English stub.
+c.Autograde.sanitize_preprocessors = [
+    *Autograde.class_traits()["sanitize_preprocessors"].make_dynamic_default(),
+    AnswerStub,
+]
 c.Execute.timeout = 120
 
 # A warning on stderr makes nbgrader score a test cell 0 even when the answer is

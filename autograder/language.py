@@ -14,6 +14,10 @@ from traitlets import Unicode, validate
 from autograder import LANGUAGES
 
 SETUP_TAG = "lang-setup"
+# What a written-answer cell says before the student writes, per language. The gradebook keeps
+# the English one's checksum (the release generates English last), so a blank answer in any
+# language is told apart from a written one (see ``AnswerStub``).
+ANSWER_STUBS = {"en": "YOUR ANSWER HERE", "ru": "ВАШ ОТВЕТ"}
 _SET_LANGUAGE = re.compile(r"""course\.set_language\(\s*["'](\w+)["']\s*\)""")
 
 
@@ -73,3 +77,15 @@ class SelectLanguage(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         return select_language(nb, self.language), resources
+
+
+class AnswerStub(NbGraderPreprocessor):
+    """nbgrader preprocessor (autograde): a written answer left as another language's stub reads as
+    the stub the gradebook knows, so that nbgrader scores it blank (0) rather than sending it to a person."""
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
+            if cell.source.strip() in ANSWER_STUBS.values():
+                cell.source = ANSWER_STUBS["en"]
+        return cell, resources

@@ -6,6 +6,7 @@ from traitlets.config import Config
 
 from autograder import LANGUAGES
 from autograder.config import load_config, nbgrader_api
+from autograder.language import ANSWER_STUBS
 from autograder.notebooks import assignments
 
 
@@ -20,6 +21,7 @@ def generate(
     ``release_dir`` and the assignment recorded in the gradebook. Returns the config used."""
     overrides = Config()
     overrides.SelectLanguage.language = language
+    overrides.ClearSolutions.text_stub = ANSWER_STUBS[language]
     overrides.CourseDirectory.release_directory = str(release_dir)
     if db_url:
         overrides.CourseDirectory.db_url = db_url
@@ -41,7 +43,7 @@ def release(course_dir: Path, output_dir: Path | None = None, db_url: str | None
     course_dir = Path(course_dir).resolve()
     output_dir = Path(output_dir or course_dir / "release").resolve()
     written = []
-    for lang in LANGUAGES:
+    for lang in sorted(LANGUAGES, key=lambda lang: lang == "en"):  # English last: see ANSWER_STUBS
         for assignment in assignments(course_dir):
             generate(course_dir, assignment, output_dir / lang, db_url, lang)
             written += sorted((output_dir / lang / assignment).glob("*.ipynb"))

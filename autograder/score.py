@@ -13,12 +13,13 @@ import builtins
 import re
 from dataclasses import dataclass
 
+from autograder.language import ANSWER_STUBS
 from autograder.messages import known_error, stop_reason, text
 from autograder.run import Run
 from autograder.submission import Assembled, Template
 from autograder.verify import MISMATCH, cell_matches, explain
 
-BLANK_ANSWER = "YOUR ANSWER HERE"
+BLANK_ANSWERS = frozenset(ANSWER_STUBS.values())
 # The exception names a reason may repeat: Python's own, and nothing a notebook can define.
 BUILTIN_EXCEPTIONS = frozenset(
     name
@@ -50,7 +51,7 @@ def score_run(
         index, cell = by_id[grade.grade_id]
         if grade.kind == "written":
             answer = assembled.written.get(grade.grade_id, "")
-            blank = not answer.strip() or answer.strip() == BLANK_ANSWER
+            blank = not answer.strip() or answer.strip() in BLANK_ANSWERS
             results.append(
                 CellResult(
                     grade.grade_id, "written", grade.exercise, grade.points,

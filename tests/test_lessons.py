@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from autograder import LANGUAGES, notebooks
-from autograder.language import SETUP_TAG, cell_language
+from autograder.language import ANSWER_STUBS, SETUP_TAG, cell_language
 from autograder.nbgrader_autograde import grade_solved_and_blank
 from autograder.release import assignments, release
 
@@ -53,7 +53,13 @@ def lesson(request):
 
 
 def test_the_course_has_four_lessons():
-    assert LESSON_IDS == ["01_gradients", "02_autograd_graph", "03_accumulation", "04_optimizers"]
+    assert LESSON_IDS == [
+        "01_gradients",
+        "02_autograd_graph",
+        "03_accumulation",
+        "04_optimizers",
+        "05_autograd_practice",
+    ]
 
 
 # --- structure ---------------------------------------------------------------------------
@@ -278,7 +284,16 @@ def test_both_languages_have_the_same_grade_cells(assignment):
     def grade_cells(lang):
         (path,) = (ROOT / "release" / lang / assignment).glob("*.ipynb")
         nb = notebooks.read(path)
-        return path.name, [(c.id, c.source, c.metadata.nbgrader) for c in nb.cells if nbgrader_meta(c)]
+        cells = []
+        for c in nb.cells:
+            if nbgrader_meta(c):
+                meta = dict(c.metadata.nbgrader)
+                written = c.cell_type == "markdown" and meta.get("solution")
+                if written:  # the stub is in the notebook's language, so are its source and checksum
+                    assert c.source == ANSWER_STUBS[lang], (lang, c.id, c.source)
+                    meta.pop("checksum", None)
+                cells.append((c.id, None if written else c.source, meta))
+        return path.name, cells
 
     assert grade_cells("en") == grade_cells("ru")
 

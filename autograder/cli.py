@@ -116,6 +116,13 @@ def cmd_grade(args) -> int:
     except SandboxUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # the lesson's own solution fails: nothing can be scored against it
+        from autograder.references import ReferenceFailed
+
+        if not isinstance(error, ReferenceFailed):
+            raise
+        print(f"error: {error}; fix the lesson, then grade again", file=sys.stderr)
+        return 2
     if failed:
         print(
             f"{failed} submission(s) hit a grader error: each got an error result and its traceback is in "

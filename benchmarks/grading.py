@@ -53,10 +53,11 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {memory:.1f} GiB RAM, {model}, {platform.system()} {platform.release()}"
 
 
-def make_course(target: Path) -> Path:
+def make_course(target: Path, lessons_from: Path = ROOT) -> Path:
+    """A course folder with the lessons (source/ and nbgrader_config.py) of ``lessons_from``."""
     target.mkdir(parents=True)
-    shutil.copytree(ROOT / "source", target / "source")
-    shutil.copy2(ROOT / "nbgrader_config.py", target / "nbgrader_config.py")
+    shutil.copytree(lessons_from / "source", target / "source")
+    shutil.copy2(lessons_from / "nbgrader_config.py", target / "nbgrader_config.py")
     release(target)
     return target
 
@@ -243,11 +244,15 @@ def compare(baseline: Path, args) -> int:
     count = args.submissions
     with tempfile.TemporaryDirectory(prefix="grading-compare-") as scratch:
         scratch = Path(scratch)
-        template = make_course(scratch / "template")
+        # The baseline's lessons, which both sides can grade: the same notebooks on both sides.
+        template = make_course(scratch / "template", lessons_from=baseline)
         written = write_submissions(template, count)
         lessons = sorted({a for _, a in written})
         print(f"machine: {machine()}")
-        print(f"submissions: {count} notebooks; {args.repeat} runs of each side, alternating")
+        print(
+            f"submissions: {count} notebooks of {baseline}'s lessons; "
+            f"{args.repeat} runs of each side, alternating"
+        )
         sides = {"baseline": _python_for(baseline, scratch), "this checkout": sys.executable}
         runs: dict[str, list[dict]] = {name: [] for name in sides}
         results: dict[str, dict] = {}

@@ -369,3 +369,28 @@ def test_course_dir_works_after_the_verb_and_an_empty_class_is_explained(toy_cou
     )
     assert done.returncode == 0, done.stderr
     assert "nothing to grade" in done.stdout and f"autograder collect {ASSIGNMENT} --from" in done.stdout
+
+
+def test_a_lesson_whose_solution_fails_is_one_line_and_status_2(toy_course, tmp_path):
+    write_lms_folder(toy_course, tmp_path / "lms")
+    collect(toy_course, ASSIGNMENT, tmp_path / "lms")
+    source = toy_course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    source.write_text(source.read_text().replace("[9.0, 25.0]", "[9.0, 26.0]"))  # a wrong hidden expected
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            ASSIGNMENT,
+            "--student",
+            "ann",
+            "--course-dir",
+            str(toy_course),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the solution fails in the grader" in lines[0] and "square_test" in lines[0]

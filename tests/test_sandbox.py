@@ -6,13 +6,22 @@ against what the first one left behind, and the protocol against forged frames.
 """
 
 import contextlib
+import fcntl
 import os
 import shutil
 import time
 
 import pytest
 
-from autograder.sandbox import GRACE_SECONDS, Limits, MemoryCgroup, UidLease, Worker, _cgroup_parents
+from autograder.sandbox import (
+    GRACE_SECONDS,
+    UID_LOCKS,
+    Limits,
+    MemoryCgroup,
+    UidLease,
+    Worker,
+    _cgroup_parents,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
@@ -78,7 +87,7 @@ def test_a_dead_zygote_ends_the_job_with_a_reason(worker):
 def test_forged_frames_of_another_job_end_the_job(worker):
     forged = (
         "import json, os\n"
-        "body = json.dumps({'type': 'report', 'job': 1, 'cell': 0, 'site': 0, 'kind': 'true',"
+        "body = json.dumps({'type': 'report', 'job': 2 ** 40, 'cell': 0, 'site': 0, 'kind': 'true',"
         " 'value': {'t': 'bool', 'v': True}}).encode()\n"
         "for fd in range(3, 64):\n"
         "    try:\n"
@@ -184,11 +193,12 @@ def test_two_graders_never_share_a_worker_uid():
     first, second = UidLease(), UidLease()
     try:
         assert first.uid != second.uid
-        held = first.uid
+        lock_file = os.path.join(UID_LOCKS, str(first.uid))
+        with open(lock_file, "a") as other, pytest.raises(OSError):  # another grader cannot take it
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         first.release()
-        third = UidLease()
-        assert third.uid == held  # given back, it can be leased again
-        third.release()
+        with open(lock_file, "a") as other:  # given back, it can be leased again
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         second.release()
 

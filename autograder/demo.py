@@ -93,8 +93,8 @@ def summary_table(course: Path, chosen: list[str], students) -> str:
                 maximum.get(assignment, 0),
                 sum(c.points for cs in result.cells.values() for c in cs if c.kind == "test"),
             )
-    lines = [f"{'assignment':<20}{'students':<28}{'n':>4}{'mean score':>12}{'errors':>8}"]
+    lines = [f"{'assignment':<22}{'students':<28}{'n':>4}{'mean score':>12}{'errors':>8}"]
     for (assignment, kind), values in sorted(scores.items()):
         mean = f"{sum(values) / len(values):.1f}/{maximum[assignment]:g}"
-        lines.append(f"{assignment:<20}{kind:<28}{len(values):>4}{mean:>12}{errors[(assignment, kind)]:>8}")
+        lines.append(f"{assignment:<22}{kind:<28}{len(values):>4}{mean:>12}{errors[(assignment, kind)]:>8}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 import time
 
 import pytest
@@ -210,3 +211,21 @@ def test_a_memory_cgroup_is_removed_with_its_worker():
     assert group is not None and os.path.isdir(group.path)
     group.remove()
     assert not os.path.exists(group.path)
+
+
+def test_staging_folders_of_killed_graders_are_removed_by_the_next(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    import autograder.sandbox as sandbox
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that has ended
+    stale = tmp_path / f"{sandbox.STAGE_PREFIX}{gone.pid}-abc"
+    (stale / "0").mkdir(parents=True)
+    live = tmp_path / f"{sandbox.STAGE_PREFIX}{os.getpid()}-def"
+    live.mkdir()
+    monkeypatch.setattr(sandbox, "_swept", threading.Event())
+    mine = sandbox.staging_folder()
+    assert not stale.exists() and live.exists() and os.path.isdir(mine)

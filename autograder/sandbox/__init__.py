@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from autograder import protocol
 
@@ -210,9 +211,35 @@ def check_available() -> None:
         raise SandboxUnavailable(INSTALL_HINT)
 
 
+STAGE_PREFIX = "grader-stage-"
+_swept = threading.Event()
+
+
+def staging_folder() -> str:
+    """A folder for a worker's mount points, named after this process, so that the folders of
+    graders that were killed (and could not remove theirs) are removed by the next one."""
+    if not _swept.is_set():
+        _swept.set()
+        for folder in Path(tempfile.gettempdir()).glob(STAGE_PREFIX + "*-*"):
+            pid = folder.name[len(STAGE_PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def probe() -> str:
     """bwrap's own complaint when a sandbox cannot be made here ('' when it can)."""
-    staging = tempfile.mkdtemp(prefix="grader-stage-")
+    staging = staging_folder()
     os.chmod(staging, 0o755)
     try:
         command = sandbox_command(FIRST_WORKER_UID, ["/bin/true"], staging=staging)
@@ -366,7 +393,7 @@ class Worker:
         self.ready = False
         self.spawned = threading.Event()
         self.lock = threading.Lock()
-        self.staging = tempfile.mkdtemp(prefix="grader-stage-")
+        self.staging = staging_folder()
         os.chmod(self.staging, 0o755)
         self.lease = UidLease() if not unsafe and os.geteuid() == 0 else None
         self.cgroup: MemoryCgroup | None = None

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup sandbox demo test lint format release notebooks benchmark clean
+.PHONY: setup sandbox demo test lint format release notebooks benchmark clean student
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
@@ -27,6 +27,12 @@ sandbox:
 	    echo "Grading needs bubblewrap: sudo apt-get install bubblewrap (Fedora: sudo dnf install bubblewrap)" >&2; \
 	    exit 1; \
 	  fi; }
+
+# A student's own copy of the lessons (release/ stays as generated): make student COURSE_LANG=ru
+COURSE_LANG ?= en
+student: $(STAMP)
+	$(BIN)/python -m autograder student --language $(COURSE_LANG)
+	$(BIN)/jupyter lab my-work/$(COURSE_LANG)/
 
 demo: $(STAMP) sandbox
 	$(BIN)/python -m autograder demo

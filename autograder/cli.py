@@ -50,6 +50,19 @@ def cmd_release(args) -> int:
     return 0
 
 
+def cmd_student(args) -> int:
+    from autograder.student import working_copy
+
+    try:
+        folder, copied = working_copy(_course_dir(args), args.language, Path(args.to) if args.to else None)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(copied)} new file(s) in {folder} (your earlier work there is kept)")
+    print(f"open it with: .venv/bin/jupyter lab {folder}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from autograder.demo import run_demo
 
@@ -234,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = verbs.add_parser("report", help="an HTML report with plots: where the class struggles")
     report.add_argument("--out", help="folder for report.html and its plots (default: report/)")
     report.set_defaults(func=cmd_report)
+
+    student = verbs.add_parser(
+        "student", help="a working copy of the lessons for a student (my-work/<lang>/)"
+    )
+    student.add_argument("--language", default="en", help="en or ru (default: en)")
+    student.add_argument("--to", help="folder to copy to (default: my-work/<language>/)")
+    student.set_defaults(func=cmd_student)
 
     demo = verbs.add_parser("demo", help="the whole instructor workflow on a synthetic class")
     demo.add_argument("--students", type=int, default=40, help="size of the class (default 40)")

@@ -313,7 +313,7 @@ def test_collect_reports_unknown_and_ambiguous_files_and_copies_neither(toy_cour
 
 
 @pytest.mark.parametrize(
-    "verb", ["release", "collect", "grade", "feedback", "export", "report", "demo", "execute"]
+    "verb", ["release", "collect", "grade", "feedback", "export", "report", "demo", "execute", "student"]
 )
 def test_every_verb_has_help(verb):
     done = subprocess.run(
@@ -394,3 +394,22 @@ def test_a_lesson_whose_solution_fails_is_one_line_and_status_2(toy_course, tmp_
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "the solution fails in the grader" in lines[0] and "square_test" in lines[0]
+
+
+def test_a_students_working_copy_leaves_release_alone_and_keeps_their_work(toy_course):
+    from autograder.student import working_copy
+
+    release_before = digests(toy_course / "release")
+    folder, copied = working_copy(toy_course, "ru")
+    assert folder == toy_course / "my-work" / "ru" and copied == [folder / ASSIGNMENT / f"{NOTEBOOK}.ipynb"]
+    mine = copied[0]
+    mine.write_text(mine.read_text().replace("ВАШ ОТВЕТ", "мой ответ"))
+    _, again = working_copy(toy_course, "ru")
+    assert again == [] and "мой ответ" in mine.read_text()  # the student's work is kept
+    assert digests(toy_course / "release") == release_before
+    done = subprocess.run(
+        [sys.executable, "-m", "autograder", "student", "--language", "xx", "--course-dir", str(toy_course)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "unknown language 'xx'" in done.stderr

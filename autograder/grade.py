@@ -118,11 +118,6 @@ def digest(folder: Path, templates: dict) -> str:
     return h.hexdigest()
 
 
-def submitted_at(folder: Path) -> str:
-    """nbgrader's timestamp.txt when it can be read, else the newest notebook's file time (see below)."""
-    return submission_time(folder)[0]
-
-
 def submission_time(folder: Path) -> tuple[str, str]:
     """``(time, notice)``: when the submission was made, in UTC, as nbgrader's gradebook parses it.
 

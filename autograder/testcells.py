@@ -239,6 +239,17 @@ def _effects(statement: ast.stmt) -> set[str]:
     return changed
 
 
+def _depend(names: set[str], statements: list[tuple]) -> None:
+    """Grow ``names`` with what the statements that change one of them read, until nothing changes."""
+    grown = True
+    while grown:
+        grown = False
+        for _, _, changed, loads, _ in statements:
+            if changed & names and not loads <= names:
+                names |= loads
+                grown = True
+
+
 def lint(source: str, student_names: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """What in a test cell would leave an expected value in the student's process, or break grading.
 
@@ -298,32 +309,20 @@ def lint(source: str, student_names: frozenset[str] | set[str] = frozenset()) ->
         if _calls(original):
             needed |= _loads(graded) & assigned
     wanted = expected_loads & assigned
-    student = set(student_names)
     statements = [
         (
             o.lineno,
             isinstance(o, ast.Expr),
             _effects(o) & assigned,
             _loads(o) & assigned,
-            bool(_loads(o) & student),
+            bool(_loads(o) & set(student_names)),
         )
         for o, _ in flat
         if not _calls(o)
     ]
-    grow = True
-    while grow:  # what the checked values depend on (a call into student code may change what it gets)
-        grow = False
-        for _, is_call, changed, loads, calls_student in statements:
-            if (calls_student or not is_call) and changed & needed and not loads <= needed:
-                needed |= loads
-                grow = True
-    grow = True
-    while grow:  # what the expected values depend on
-        grow = False
-        for _, _, changed, loads, _ in statements:
-            if changed & wanted and not loads <= wanted:
-                wanted |= loads
-                grow = True
+    # what the checked values depend on (a call into student code may change what it is given)
+    _depend(needed, [s for s in statements if s[4] or not s[1]])
+    _depend(wanted, statements)  # what the expected values depend on
     only_expected = wanted - needed
     flagged = sorted(
         line

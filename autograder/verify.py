@@ -90,6 +90,12 @@ def _option(options: dict, name: str, default=None):
     return float(value) if isinstance(value, str) and name in ("rtol", "atol") else value
 
 
+def _tensor_options(options: dict) -> tuple[bool, dict[str, float]]:
+    """check_tensor's check_dtype and the tolerances the test gave, from a reference's options."""
+    tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
+    return options.get("check_dtype", True) is not False, tolerances
+
+
 def same(reference: dict, student: dict) -> bool:
     """Whether one reported value matches its reference, as the course check would judge it."""
     if (reference["site"], reference["kind"]) != (student["site"], student["kind"]):
@@ -101,8 +107,7 @@ def same(reference: dict, student: dict) -> bool:
     if kind == "tensor":
         if want.get("t") != "tensor" or got.get("t") != "tensor":
             return False
-        tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
-        check_dtype = options.get("check_dtype", True) is not False
+        check_dtype, tolerances = _tensor_options(options)
         if not _quietly(
             checks.check_tensor, "value", _tensor(got), _tensor(want), check_dtype=check_dtype, **tolerances
         ):
@@ -185,8 +190,7 @@ def _compare_message(want: dict, got: dict, reveal: bool) -> str | None:
     kind, name, options = want["kind"], want["name"], want.get("options", {})
     w, g = want["expected"], got["value"]
     if kind == "tensor" and w.get("t") == "tensor" and g.get("t") == "tensor":
-        tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
-        check_dtype = options.get("check_dtype", True) is not False
+        check_dtype, tolerances = _tensor_options(options)
         input_name = options.get("input_name") if isinstance(options.get("input_name"), str) else None
         found = _failure(
             checks.check_tensor, name, _tensor(g), _tensor(w), reveal=reveal, check_dtype=check_dtype,

@@ -20,7 +20,7 @@ from nbgrader.utils import parse_utc
 
 from autograder import notebooks
 from autograder.collect import collect
-from autograder.grade import submission_time, submitted_at
+from autograder.grade import submission_time
 from autograder.submission import (
     InvalidSubmission,
     answer_cells,
@@ -459,7 +459,6 @@ def test_an_unusable_timestamp_uses_the_file_time_and_says_so(tmp_path, stamp):
     when, notice = submission_time(folder)
     assert notice == "timestamp.txt could not be read: the file time was used"
     assert parse_utc(when) == FILE_TIME.replace(tzinfo=None)
-    assert submitted_at(folder) == when
 
 
 def test_a_timestamp_that_is_not_a_plain_file_uses_the_file_time(tmp_path):

@@ -58,10 +58,6 @@ class SandboxUnavailable(RuntimeError):
     """No sandbox can be made on this machine."""
 
 
-class SandboxBroken(RuntimeError):
-    """A worker stopped answering (its zygote died); the job did not run to the end."""
-
-
 @dataclass(frozen=True)
 class Limits:
     cell_seconds: float = 60.0
@@ -278,24 +274,14 @@ class MemoryCgroup:
     @classmethod
     def make(cls, name: str, limit_bytes: int) -> "MemoryCgroup | None":
         for parent, limit_file, events_file in _cgroup_parents():
-            path = os.path.join(parent, name)
+            group = cls(os.path.join(parent, name), limit_file, events_file)
             try:
-                os.makedirs(path, exist_ok=True)
-                with open(os.path.join(path, limit_file), "w") as limit:
-                    limit.write(str(limit_bytes))
-                swap = os.path.join(path, "memory.memsw.limit_in_bytes")
-                if limit_file == "memory.limit_in_bytes" and os.path.exists(swap):
-                    try:
-                        with open(swap, "w") as limit:
-                            limit.write(str(limit_bytes))
-                    except OSError:
-                        pass
-                return cls(path, limit_file, events_file)
+                os.makedirs(group.path, exist_ok=True)
             except OSError:
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
+                continue
+            if group.limit(limit_bytes):
+                return group
+            group.remove()
         return None
 
     def usage(self) -> int:
@@ -306,8 +292,8 @@ class MemoryCgroup:
         except (OSError, ValueError):
             return ZYGOTE_ALLOWANCE_BYTES
 
-    def limit(self, limit_bytes: int) -> None:
-        """Set the limit (and, on cgroup v1, the memory+swap limit with it)."""
+    def limit(self, limit_bytes: int) -> bool:
+        """Set the limit (and, on cgroup v1, the memory+swap limit with it); whether it was set."""
         files = [self.limit_file]
         swap = os.path.join(self.path, "memory.memsw.limit_in_bytes")
         if self.limit_file == "memory.limit_in_bytes" and os.path.exists(swap):
@@ -316,12 +302,15 @@ class MemoryCgroup:
             files = ["memory.memsw.limit_in_bytes", self.limit_file]
             if current is not None and limit_bytes < current:
                 files.reverse()
+        done = False
         for name in files:
             try:
                 with open(os.path.join(self.path, name), "w") as limit:
                     limit.write(str(limit_bytes))
+                done = done or name == self.limit_file
             except OSError:
                 pass
+        return done
 
     def _read(self, name: str) -> int | None:
         try:
@@ -398,7 +387,6 @@ class Worker:
         self.lease = UidLease() if not unsafe and os.geteuid() == 0 else None
         self.cgroup: MemoryCgroup | None = None
         self.memory_limit = limits.memory_bytes
-        self.replacements = 0  # sandboxes started again after a job broke one
         self._alive = threading.Event()
 
     def spawn(self) -> None:
@@ -504,7 +492,6 @@ class Worker:
                 if broken != "unclean" and (events.stopped is None or broken in ("memory", "protocol")):
                     events.stopped = broken
                     events.stopped_at = events.started[-1] if events.started else None
-                self.replacements += 1
             elif events.stopped == "killed" and self.cgroup and self.cgroup.oom_kills() > oom_before:
                 events.stopped = "memory"
             return events

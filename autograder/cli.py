@@ -76,16 +76,57 @@ def cmd_demo(args) -> int:
 
 
 def cmd_grade(args) -> int:
+    """Grade through the course's warm server (started if needed), or here with --keep-warm 0."""
+    course = _course_dir(args)
+    _check_assignments(course, args.assignment)
+    # no more sandboxes than submissions (each costs seconds of CPU to start), and none for none
+    submitted = course / "submitted"
+    students = [args.student] if args.student else os.listdir(submitted) if submitted.is_dir() else []
+    count = sum((submitted / s / a).is_dir() for s in students for a in args.assignment)
+    try:
+        if args.keep_warm > 0 and count:
+            from autograder import server
+
+            workers = args.workers or os.cpu_count() or 1
+            try:
+                client = server.connect_or_start(course, workers, args.unsafe_no_sandbox, args.keep_warm)
+            except server.ServerUnavailable as error:
+                print(f"note: {error}; grading in this process", file=sys.stderr)
+            else:
+                return server.request(client, [*args.argv, "--course-dir", str(course)])
+        if not count:  # nothing submitted: said so, without starting a sandbox
+            return grade_with(args, course, None)
+        return _grade_here(args, course, min(args.workers or os.cpu_count() or 1, count))
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to finish", file=sys.stderr)
+        return 130
+
+
+def _grade_here(args, course: Path, workers: int) -> int:
     import threading
 
-    from autograder.sandbox import Limits, SandboxUnavailable, WorkerPool, check_available
+    from autograder.sandbox import SandboxUnavailable, WorkerPool, check_available
 
     # The grader's own imports (nbgrader, torch: seconds) load while the sandboxes start.
     loading = threading.Thread(target=__import__, args=("autograder.grade",), daemon=True)
     loading.start()
+    try:
+        if not args.unsafe_no_sandbox:
+            check_available()
+    except SandboxUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with WorkerPool(workers, unsafe=args.unsafe_no_sandbox) as sandboxes:
+        loading.join()
+        return grade_with(args, course, sandboxes)
 
-    course = _course_dir(args)
-    _check_assignments(course, args.assignment)
+
+def grade_with(args, course: Path, sandboxes) -> int:
+    """The `grade` command on started ``sandboxes`` (this process's, or a warm server's)."""
+    from autograder.grade import CourseBusy, course_lock, grade_assignment, progress_bar
+    from autograder.references import ReferenceFailed
+    from autograder.sandbox import Limits, SandboxUnavailable
+
     limits = Limits(
         cell_seconds=args.cell_timeout,
         notebook_seconds=args.notebook_timeout,
@@ -93,15 +134,9 @@ def cmd_grade(args) -> int:
         processes=args.processes,
         output_bytes=int(args.output_mb * 2**20),
     )
+    failed = 0
     try:
-        if not args.unsafe_no_sandbox:
-            check_available()
-        failed = 0
-        # One set of started sandboxes for every assignment of the run.
-        with WorkerPool(args.workers or os.cpu_count() or 1, unsafe=args.unsafe_no_sandbox) as sandboxes:
-            loading.join()
-            from autograder.grade import grade_assignment, progress_bar
-
+        with course_lock(course):
             for assignment in args.assignment:
                 if len(args.assignment) > 1:
                     print(f"{assignment}:", flush=True)
@@ -126,14 +161,10 @@ def cmd_grade(args) -> int:
                         flush=True,
                     )
                 failed += batch.grader_errors
-    except SandboxUnavailable as error:
+    except (SandboxUnavailable, CourseBusy) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # the lesson's own solution fails: nothing can be scored against it
-        from autograder.references import ReferenceFailed
-
-        if not isinstance(error, ReferenceFailed):
-            raise
+    except ReferenceFailed as error:  # the lesson's own solution fails: nothing can be scored against it
         print(f"error: {error}; fix the lesson, then grade again", file=sys.stderr)
         return 2
     if failed:
@@ -143,6 +174,17 @@ def cmd_grade(args) -> int:
             file=sys.stderr,
         )
     return min(failed, 100)  # the exit status is the number of grader errors (0: every submission graded)
+
+
+def cmd_serve(args) -> int:
+    from autograder import server
+
+    course = _course_dir(args)
+    if args.stop:
+        print(f"{server.stop(course)} grading server(s) of {course} stopped")
+        return 0
+    workers = args.workers or os.cpu_count() or 1
+    return server.serve(course, workers, args.unsafe_no_sandbox, args.idle)
 
 
 def cmd_collect(args) -> int:
@@ -182,6 +224,12 @@ def cmd_report(args) -> int:
     page = write_report(course, Path(args.out) if args.out else course / "report")
     print(f"report: {page}")
     return 0
+
+
+def server_idle_default() -> float:
+    from autograder.server import DEFAULT_IDLE_SECONDS
+
+    return DEFAULT_IDLE_SECONDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,7 +272,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run student code WITHOUT isolation (no bubblewrap); every result records it",
     )
+    grade.add_argument(
+        "--keep-warm",
+        type=float,
+        default=float(os.environ.get("AUTOGRADER_KEEP_WARM", server_idle_default())),
+        metavar="SECONDS",
+        help="grade through a server that keeps the sandboxes warm for the next command, and ends "
+        "after SECONDS without one (default 600, or $AUTOGRADER_KEEP_WARM); 0: grade in this process",
+    )
     grade.set_defaults(func=cmd_grade)
+
+    serve = verbs.add_parser(
+        "serve", help="keep sandboxes warm for the next grade commands (grade starts one by itself)"
+    )
+    serve.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
+    serve.add_argument("--idle", type=float, default=600, help="seconds without a command before it ends")
+    serve.add_argument("--stop", action="store_true", help="stop the course's servers")
+    serve.add_argument("--unsafe-no-sandbox", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
 
     collect = verbs.add_parser("collect", help="copy submissions into submitted/<student>/<assignment>/")
     collect.add_argument("assignment")
@@ -265,5 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return args.func(args)

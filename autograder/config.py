@@ -1,12 +1,10 @@
-"""The course's nbgrader configuration, loaded once for the Python API."""
+"""The course's nbgrader configuration, read from its nbgrader_config.py."""
 
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from nbgrader.apps import NbGraderAPI
-from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
@@ -32,7 +30,11 @@ def load_config(course_dir: Path, overrides: Config | None = None) -> Config:
     return config
 
 
-def nbgrader_api(config: Config) -> NbGraderAPI:
+def nbgrader_api(config: Config):
+    """nbgrader's Python API on ``config`` (imported here: seconds, which grading does not wait for)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     api.log_level = "WARN"

@@ -7,6 +7,7 @@ again: submissions whose result is already recorded for the same files are
 skipped, the rest are graded.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,13 +21,10 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
-
 from autograder import LANGUAGES, notebooks
 from autograder.config import gradebook_url, load_config
 from autograder.messages import stop_reason
 from autograder.references import ensure
-from autograder.release import generate
 from autograder.run import run_in_sandbox
 from autograder.sandbox import DEFAULT_LIMITS, Limits, WorkerPool, check_available
 from autograder.score import CellResult, score_run
@@ -76,6 +74,7 @@ class Batch:
     refused: list[str] = field(default_factory=list)  # not on the roster
     grader_errors: int = 0  # submissions the grader itself failed on
     added: list[str] = field(default_factory=list)  # students added to the roster
+    regraded: list[str] = field(default_factory=list)  # result.json and the gradebook disagreed
 
     def summary(self) -> str:
         graded = sum(r.status == "graded" for r in self.results)
@@ -86,9 +85,41 @@ class Batch:
         lines += [f"  {r.student}: {r.reason}" for r in errors]
         if self.refused:
             lines.append(f"{len(self.refused)} refused (not on the roster): {', '.join(self.refused)}")
+        if self.regraded:
+            lines.append(
+                f"{len(self.regraded)} graded again: the gradebook no longer held their autograder "
+                f"result (changed by another tool, or a run stopped midway): {', '.join(self.regraded)}"
+            )
         if self.added:
             lines.append(f"{len(self.added)} added to the roster (not on it before): {', '.join(self.added)}")
         return "\n".join(lines)
+
+
+class CourseBusy(RuntimeError):
+    """Another grading run holds the course."""
+
+
+@contextlib.contextmanager
+def course_lock(course_dir: Path):
+    """Only one grading run per course at a time: a second one is refused, not interleaved."""
+    import fcntl
+
+    path = Path(course_dir) / ".grading.lock"
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "?"
+            raise CourseBusy(
+                f"another `autograder grade` is running on this course (pid {holder}); "
+                "wait until it ends, then run this one again"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(handle)
 
 
 class AssignmentUnknown(RuntimeError):
@@ -238,6 +269,10 @@ def load_templates(course_dir: Path, assignment: str) -> dict[tuple[str, str], T
 
 def ensure_assignment_in_gradebook(course_dir: Path, assignment: str, db_url: str) -> None:
     """Register the assignment (as `nbgrader generate_assignment` does) if the gradebook lacks it."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from autograder.release import generate
+
     with Gradebook(db_url) as gb:
         try:
             if gb.find_assignment(assignment).notebooks:
@@ -248,8 +283,11 @@ def ensure_assignment_in_gradebook(course_dir: Path, assignment: str, db_url: st
         generate(course_dir, assignment, Path(scratch), db_url)
 
 
-def record(gb: Gradebook, result: SubmissionResult, allow_unknown: bool) -> None:
-    """Write one submission's scores into the gradebook, replacing any earlier ones."""
+def record(gb, result: SubmissionResult, allow_unknown: bool) -> None:
+    """Write one submission's scores into the gradebook (a ``nbgrader.api.Gradebook``),
+    replacing any earlier ones."""
+    from nbgrader.api import MissingEntry
+
     try:
         gb.find_student(result.student)
     except MissingEntry:
@@ -262,7 +300,8 @@ def record(gb: Gradebook, result: SubmissionResult, allow_unknown: bool) -> None
         for cell in cells:
             grade = gb.find_grade(cell.grade_id, notebook, result.assignment, result.student)
             grade.auto_score = cell.score
-            grade.needs_manual_grade = grade.manual_score is not None or cell.score is None
+            # a cell scored by hand (formgrader) stays graded; one the tests cannot score waits for it
+            grade.needs_manual_grade = cell.score is None and grade.manual_score is None
     gb.db.commit()
 
 
@@ -304,6 +343,12 @@ def grade_assignment(
     Student code runs in bubblewrap sandboxes; without bubblewrap this raises
     SandboxUnavailable unless ``unsafe`` is set, which every result then records.
     Pass ``sandboxes`` to share started workers between assignments.
+
+    The gradebook (nbgrader: seconds to import) is opened beside the first jobs: results
+    are shown as they come, and stored (``result.json``, then the gradebook) as soon as
+    it is open. A submission whose ``result.json`` says it was graded from the same files
+    is skipped, unless the gradebook does not hold that result (a run stopped between
+    the two writes, or another tool wrote the gradebook): then it is graded again.
     """
     course_dir = Path(course_dir).resolve()
     if not unsafe and sandboxes is None:
@@ -312,86 +357,147 @@ def grade_assignment(
     db_url = db_url or gradebook_url(config, course_dir)
     ignore_pattern = config.IgnorePattern.pattern if config.IgnorePattern.get("enabled", False) else ""
     templates = load_templates(course_dir, assignment)
-    ensure_assignment_in_gradebook(course_dir, assignment, db_url)
     batch = Batch()
-    todo = {}
+    folders = submission_paths(course_dir, assignment, student)
+    entries = {name: (folder, digest(folder, templates)) for name, folder in folders.items()}
+    todo: list[str] = []
+    unverified: dict[str, SubmissionResult] = {}  # skipped by result.json; the gradebook checks them
+    for name, (_, key) in entries.items():
+        previous = None if force else read_result(course_dir, name, assignment)
+        if previous is not None and previous.digest == key:
+            unverified[name] = previous
+        else:
+            todo.append(name)
+    size = len(sandboxes.workers) if sandboxes else max(1, min(workers or os.cpu_count() or 1, len(folders)))
+    jobs = Jobs(
+        course_dir, assignment, templates, ignore_pattern, limits, unsafe, entries, batch, size, sandboxes
+    )
+    try:
+        with ThreadPoolExecutor(size + 2) as pool:
+            opening = pool.submit(_open_gradebook, course_dir, assignment, db_url, list(folders.values()))
+            if not allow_unknown:  # the roster decides who is graded at all
+                roster = opening.result()[0]
+                for name in [n for n in [*todo, *unverified] if n not in roster]:
+                    if name in todo:
+                        todo.remove(name)
+                    unverified.pop(name, None)
+                    batch.refused.append(name)
+            jobs.run(pool, todo, unverified, opening, db_url, allow_unknown, progress)
+    finally:
+        if jobs.own_pool:
+            jobs.sandboxes.close()
+    return batch
+
+
+def _open_gradebook(course_dir: Path, assignment: str, db_url: str, folders: list[Path]):
+    """In a thread of its own: nbgrader's import, the assignment's rows, the roster, and the
+    submission times (parsed as the gradebook parses them). ``(roster, {folder: (time, notice)})``."""
+    from nbgrader.api import Gradebook
+
+    ensure_assignment_in_gradebook(course_dir, assignment, db_url)
     with Gradebook(db_url) as gb:
         roster = {s.id for s in gb.students}
-        for name, folder in submission_paths(course_dir, assignment, student).items():
-            if name not in roster and not allow_unknown:
-                batch.refused.append(name)
-                continue
-            key = digest(folder, templates)
-            previous = read_result(course_dir, name, assignment)
-            if not force and previous and previous.digest == key and _recorded(gb, assignment, name):
-                batch.skipped.append(name)
-                continue
-            todo[name] = (folder, key)
-    total = len(todo)
-    if progress:
-        progress(0, total, None)
-    if not todo:
-        return batch
-    own_pool = sandboxes is None
-    if own_pool:
-        sandboxes = WorkerPool(
-            max(1, min(workers or os.cpu_count() or 1, total)), unsafe=unsafe, limits=limits
-        )
-    workers = len(sandboxes.workers)
-    try:
-        with Gradebook(db_url) as gb, ThreadPoolExecutor(workers + 1) as pool:
-            references = pool.submit(ensure, course_dir, assignment, templates, limits, unsafe)
-            # Results are recorded here, in this thread only, one at a time as they arrive.
-            pending: dict[Future, str] = {}
-            queue = iter(todo.items())
+    return roster, {folder: submission_time(folder) for folder in folders}
 
-            def submit_next() -> None:
-                for name, (folder, _) in queue:
-                    future = pool.submit(
-                        grade_one,
-                        name,
-                        assignment,
-                        folder,
-                        templates,
-                        ignore_pattern,
-                        limits,
-                        sandboxes,
-                        references,
+
+@dataclass
+class Jobs:
+    """One assignment's grading jobs: submitted to the sandboxes, shown as they finish, stored
+    (``result.json``, then the gradebook) by the calling thread only, one at a time."""
+
+    course_dir: Path
+    assignment: str
+    templates: dict
+    ignore_pattern: str
+    limits: Limits
+    unsafe: bool
+    entries: dict[str, tuple[Path, str]]  # student -> (folder, digest of the files)
+    batch: Batch
+    size: int  # sandboxes
+    sandboxes: WorkerPool | None = None  # started here, at the first job, if not given
+    own_pool: bool = False
+
+    def run(self, pool, todo, unverified, opening: Future, db_url, allow_unknown, progress) -> None:
+        queue, total = list(todo), len(todo)
+        pending: dict[Future, str] = {}
+        shown: list[SubmissionResult] = []  # shown, not yet stored
+        references = None
+        gb = None
+
+        def submit_next() -> None:
+            nonlocal references
+            if references is None:  # learnt once per assignment version (autograder.references)
+                args = (self.course_dir, self.assignment, self.templates, self.limits, self.unsafe)
+                references = pool.submit(ensure, *args)
+            if queue and len(pending) < self.size:
+                if self.sandboxes is None:
+                    self.sandboxes = WorkerPool(self.size, unsafe=self.unsafe, limits=self.limits)
+                    self.own_pool = True
+                name = queue.pop(0)
+                args = (name, self.assignment, self.entries[name][0], self.templates, self.ignore_pattern)
+                pending[pool.submit(grade_one, *args, self.limits, self.sandboxes, references)] = name
+
+        if progress:
+            progress(0, total, None)
+        for _ in queue[: self.size]:
+            submit_next()
+        try:
+            while pending or unverified or shown:
+                watched = [*pending]
+                watched += [] if references is None or references.done() else [references]
+                watched += [] if opening.done() else [opening]
+                wait(watched, return_when=FIRST_COMPLETED)
+                if references is not None and references.done() and references.exception() is not None:
+                    raise references.exception()
+                for future in [f for f in pending if f.done()]:
+                    name = pending.pop(future)
+                    result = _finished(
+                        future, name, self.assignment, self.entries[name], self.unsafe, self.batch
                     )
-                    pending[future] = name
-                    return
+                    shown.append(result)
+                    if progress:
+                        progress(len(self.batch.results) + len(shown), total, result)
+                    submit_next()
+                if not opening.done():
+                    continue  # results are shown; they are stored once the gradebook is open
+                roster, stamps = opening.result()
+                if gb is None:
+                    from nbgrader.api import Gradebook
 
-            for _ in range(workers):
-                submit_next()
-            try:
-                while pending:
-                    watched = [*pending] if references.done() else [*pending, references]
-                    done, _ = wait(watched, return_when=FIRST_COMPLETED)
-                    if references.done() and references.exception() is not None:
-                        raise references.exception()
-                    done = [f for f in done if f is not references]
-                    for future in done:
-                        name = pending.pop(future)
-                        result = _finished(future, name, assignment, todo[name], unsafe, batch)
-                        if name not in {s.id for s in gb.students}:
-                            result.instructor_notes.append(
-                                f"student {name} was not on the roster and has been added"
-                            )
-                            batch.added.append(name)
-                        _write_safely(course_dir, result, batch)
-                        record(gb, result, allow_unknown)
-                        batch.results.append(result)
-                        if progress:
-                            progress(len(batch.results), total, result)
+                    gb = Gradebook(db_url)
+                for name, previous in list(unverified.items()):
+                    del unverified[name]
+                    if _recorded_same(gb, previous):
+                        self.batch.skipped.append(name)
+                    else:  # result.json and the gradebook disagree: graded again, and said so
+                        self.batch.regraded.append(name)
+                        queue.append(name)
+                        total += 1
                         submit_next()
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
-    finally:
-        if own_pool:
-            sandboxes.close()
-    return batch
+                while shown:
+                    result = shown.pop(0)
+                    self._store(result, roster, stamps, gb, allow_unknown)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+        finally:
+            if gb is not None:
+                gb.close()
+
+    def _store(self, result: SubmissionResult, roster: set, stamps: dict, gb, allow_unknown: bool) -> None:
+        folder = self.entries[result.student][0]
+        result.timestamp, stamp_notice = stamps.get(folder) or submission_time(folder)
+        if stamp_notice:
+            result.notices.append(stamp_notice)
+        if result.student not in roster and result.student not in self.batch.added:
+            result.instructor_notes.append(
+                f"student {result.student} was not on the roster and has been added"
+            )
+            self.batch.added.append(result.student)
+        _write_safely(self.course_dir, result, self.batch)
+        record(gb, result, allow_unknown)
+        self.batch.results.append(result)
 
 
 def _finished(
@@ -407,9 +513,6 @@ def _finished(
         result.reason = f"grader error ({type(error).__name__}); the traceback is in {log}; please report it"
         batch.grader_errors += 1
     result.digest, result.unsafe = key, unsafe
-    result.timestamp, stamp_notice = submission_time(folder)
-    if stamp_notice:
-        result.notices.append(stamp_notice)
     if unsafe:
         result.notices.append("graded WITHOUT a sandbox (--unsafe-no-sandbox)")
     return result
@@ -440,11 +543,22 @@ def _log_grader_error(folder: Path, student: str, assignment: str, error: Except
     return str(target.relative_to(course_dir))
 
 
-def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:
+def _recorded_same(gb, result: SubmissionResult) -> bool:
+    """Whether the gradebook holds ``result``'s automatic scores (another tool may have changed them)."""
+    from nbgrader.api import MissingEntry
+
     try:
-        submission = gb.find_submission(assignment, student)
+        submission = gb.find_submission(result.assignment, result.student)
     except MissingEntry:
         return False
+    scores = {(nb, c.grade_id): c.score for nb, cells in result.cells.items() for c in cells}
+    for notebook in submission.notebooks:
+        for grade in notebook.grades:
+            key = (notebook.name, grade.name)
+            if key in scores and scores[key] is not None and grade.auto_score != scores[key]:
+                return False
+            if key not in scores and grade.cell.cell_type != "markdown":
+                return False
     return all(
         g.auto_score is not None or g.cell.cell_type == "markdown"
         for nb in submission.notebooks
@@ -452,9 +566,10 @@ def _recorded(gb: Gradebook, assignment: str, student: str) -> bool:
     )
 
 
-def progress_bar(stream=sys.stderr) -> Callable[[int, int, SubmissionResult | None], None]:
-    """A one-line progress bar (a line per result when not on a terminal)."""
+def progress_bar(stream=None) -> Callable[[int, int, SubmissionResult | None], None]:
+    """A one-line progress bar (a line per result when not on a terminal), on stderr by default."""
     started = time.monotonic()
+    stream = stream or sys.stderr
 
     def show(done: int, total: int, result: SubmissionResult | None) -> None:
         elapsed = time.monotonic() - started

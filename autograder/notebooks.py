@@ -1,8 +1,12 @@
 """Reading, cleaning and writing notebooks so that committed files diff cleanly."""
 
-from pathlib import Path
+from __future__ import annotations
 
-import nbformat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: listing assignments stays cheap for the command line
+    import nbformat
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 KEPT_CELL_METADATA = ("nbgrader", "tags")
@@ -16,11 +20,15 @@ def assignments(course_dir: Path) -> list[str]:
 
 
 def read(path: Path) -> nbformat.NotebookNode:
+    import nbformat
+
     return nbformat.read(str(path), as_version=4)
 
 
 def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop what changes from run to run or machine to machine (timings, versions, UI state)."""
+    import nbformat
+
     nb.metadata = nbformat.from_dict({"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}})
     nb.nbformat, nb.nbformat_minor = 4, 5
     for cell in nb.cells:
@@ -53,6 +61,8 @@ def _joined_streams(outputs: list) -> list:
 
 
 def writes(nb: nbformat.NotebookNode) -> str:
+    import nbformat
+
     return nbformat.writes(nb) + "\n"
 
 
@@ -67,4 +77,6 @@ def source_notebooks(course_dir: Path) -> list[Path]:
 
 
 def copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    import nbformat
+
     return nbformat.from_dict(nbformat.reads(nbformat.writes(nb), as_version=4))

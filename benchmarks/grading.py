@@ -108,42 +108,79 @@ def tree_sample(root_pid: int, cpu_ticks: dict[int, int]) -> int:
 
 
 def measure(
-    commands: list[list[str]], cwd: Path, watch_results: Path | None = None, env: dict | None = None
+    commands: list[list[str]],
+    cwd: Path,
+    watch_results: Path | None = None,
+    env: dict | None = None,
+    servers=lambda: [],
 ) -> dict:
     """Run commands one after the other; wall time, CPU time, peak memory, first result.
 
     CPU time is summed over every process of the tree as last sampled (sandboxed
-    processes are not the command's direct children, so rusage would miss them)."""
+    processes are not the command's direct children, so rusage would miss them), and over
+    the trees of ``servers()`` (pids of warm grading servers, which outlive a command):
+    for those, only what they spent during the commands counts. The first result is
+    timed twice: the first progress line on stderr (what the instructor sees), and the
+    first result.json on disk."""
     started = time.monotonic()
-    peak, first = 0, None
+    peak, first, first_line = 0, None, None
     cpu_ticks: dict[int, int] = {}
+    before: dict[int, int] = {}
+    for pid in servers():
+        tree_sample(pid, before)
     for command in commands:
         process = subprocess.Popen(
             command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
         )
         done = threading.Event()
+        errors: list[str] = []
 
         def sample(process=process, done=done):
             nonlocal peak, first
             while not done.is_set():
-                peak = max(peak, tree_sample(process.pid, cpu_ticks))
+                memory = tree_sample(process.pid, cpu_ticks)
+                for pid in set(servers()):
+                    memory += tree_sample(pid, cpu_ticks) if not _descends(pid, process.pid) else 0
+                peak = max(peak, memory)
                 if watch_results is not None and first is None and any(watch_results.glob("*/*/result.json")):
                     first = time.monotonic() - started
                 time.sleep(0.05)
 
-        sampler = threading.Thread(target=sample)
+        def read(process=process, errors=errors):
+            nonlocal first_line
+            for line in process.stderr:
+                if first_line is None and line.startswith("[") and "/" in line.split("]")[0]:
+                    first_line = time.monotonic() - started
+                errors.append(line)
+
+        sampler, reader = threading.Thread(target=sample), threading.Thread(target=read)
         sampler.start()
-        _, errors = process.communicate()
+        reader.start()
+        process.wait()
+        reader.join()
         done.set()
         sampler.join()
         if process.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{errors[-3000:]}")
+            raise RuntimeError(f"{' '.join(command)} failed:\n{''.join(errors)[-3000:]}")
     return {
         "wall": time.monotonic() - started,
-        "cpu": sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK"),
+        "cpu": sum(t - before.get(pid, 0) for pid, t in cpu_ticks.items()) / os.sysconf("SC_CLK_TCK"),
         "peak_mib": peak / 1024,
         "first": first,
+        "first_line": first_line,
     }
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    """Whether ``pid`` is ``ancestor`` or below it (a server started by the command it serves)."""
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
 
 
 def scores(course: Path) -> dict[tuple[str, str, str], float | None]:
@@ -164,7 +201,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--submissions", type=int, default=100)
+    parser.add_argument("--students", type=int, default=12, help="students per assignment (default 12)")
+    parser.add_argument(
+        "--one-command", action="store_true", help="all lessons in one `grade` command (--submissions)"
+    )
+    parser.add_argument("--submissions", type=int, default=100, help="with --one-command")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument(
         "--quick", action="store_true", help="8 submissions: check agreement, skip the timings"
@@ -177,11 +218,169 @@ def main() -> int:
     args = parser.parse_args()
     if args.baseline:
         return compare(Path(args.baseline).resolve(), args)
-    count = 8 if args.quick else args.submissions
     venv_bin = Path(sys.executable).parent
-    env_path = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
-    os.environ["PATH"] = env_path
+    os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    if args.quick or args.one_command:
+        return one_command(args, venv_bin)
+    return per_assignment(args, venv_bin)
 
+
+def per_assignment(args, venv_bin: Path) -> int:
+    """As instructors grade: one command per assignment, each with ``--students`` submissions;
+    then one student regraded per assignment. Both graders on the same files."""
+    import statistics
+
+    from autograder import server
+
+    with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as scratch:
+        scratch = Path(scratch)
+        plain = make_course(scratch / "nbgrader")
+        lessons = assignments(plain)
+        written = write_submissions(plain, args.students * len(lessons))
+        ours = scratch / "autograder"
+        shutil.copytree(plain, ours)
+        runtime = scratch / "run"
+        runtime.mkdir(mode=0o700)
+        env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), AUTOGRADER_KEEP_WARM="600")
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)  # server.servers() looks there too
+
+        def servers() -> list[int]:
+            return [int(d["pid"]) for d in server.servers(ours)]
+
+        print(f"machine: {machine()}")
+        print(f"submissions: {len(written)} notebooks ({args.students} students x {len(lessons)} lessons)")
+        print("each grader: one command per assignment, one after the other, on the same files\n")
+        nbgrader, autograder = {}, {}
+        for lesson in lessons:
+            nbgrader[lesson] = measure([[str(venv_bin / "nbgrader"), "autograde", lesson, "--force"]], plain)
+        grade = [sys.executable, "-m", "autograder", "grade"]
+        workers = ["--workers", str(args.workers)]
+        try:
+            for lesson in lessons:
+                autograder[lesson] = measure(
+                    [[*grade, lesson, *workers]], ours, ours / "autograded", env=env, servers=servers
+                )
+                for result in (ours / "autograded").glob("*/*/result.json"):
+                    result.rename(result.with_name("result.first.json"))  # the next command's first result
+            for result in (ours / "autograded").glob("*/*/result.first.json"):
+                result.rename(result.with_name("result.json"))
+            expected, got = scores(plain), scores(ours)
+            regrade_plain, regrade_ours = {}, {}
+            student = written[0][0]
+            for lesson in lessons:
+                regrade_plain[lesson] = measure(
+                    [[str(venv_bin / "nbgrader"), "autograde", lesson, "--student", student, "--force"]],
+                    plain,
+                )
+                regrade_ours[lesson] = measure(
+                    [[*grade, lesson, "--student", student, "--force", *workers]],
+                    ours,
+                    env=env,
+                    servers=servers,
+                )
+        finally:
+            server.stop(ours)
+        compute = warm_compute(plain, lessons)
+
+        count = args.students
+        print(
+            f"{'':24}{'nbgrader':>10}{'autograder':>12}{'ratio':>8}{'first result s':>16}"
+            f"{'stored s':>10}{'CPU s':>8}{'peak MiB':>10}"
+        )
+        for lesson in lessons:
+            n, o = nbgrader[lesson], autograder[lesson]
+            print(
+                f"{lesson:<24}{n['wall']:>10.1f}{o['wall']:>12.1f}{n['wall'] / o['wall']:>7.1f}x"
+                f"{o['first_line'] or 0:>16.2f}{o['first'] or 0:>10.2f}{o['cpu']:>8.1f}{o['peak_mib']:>10.0f}"
+            )
+        total_plain = sum(r["wall"] for r in nbgrader.values())
+        total_ours = sum(r["wall"] for r in autograder.values())
+        cpu_plain = sum(r["cpu"] for r in nbgrader.values())
+        cpu_ours = sum(r["cpu"] for r in autograder.values())
+        peak_plain = max(r["peak_mib"] for r in nbgrader.values())
+        peak_ours = max(r["peak_mib"] for r in autograder.values())
+        firsts = [autograder[lesson]["first_line"] or 0 for lesson in lessons]
+        print(
+            f"{'all assignments':<24}{total_plain:>10.1f}{total_ours:>12.1f}{total_plain / total_ours:>7.1f}x"
+        )
+        print(
+            f"\nCPU s: nbgrader {cpu_plain:.1f}, autograder {cpu_ours:.1f}; "
+            f"peak memory (PSS): nbgrader {peak_plain:.0f} MiB, autograder {peak_ours:.0f} MiB"
+        )
+        print(
+            f"first result: {firsts[0]:.2f} s for the first command (server started by it), "
+            f"median {statistics.median(firsts[1:]):.2f} s for the next ones"
+        )
+        print(f"\none student regraded ({student}, --force):")
+        print(f"{'':24}{'nbgrader s':>11}{'autograder s':>13}{'share':>8}")
+        for lesson in lessons:
+            n, o = regrade_plain[lesson]["wall"], regrade_ours[lesson]["wall"]
+            print(f"{lesson:<24}{n:>11.2f}{o:>13.2f}{o / n:>8.2f}")
+        shares = [regrade_ours[a]["wall"] / regrade_plain[a]["wall"] for a in lessons]
+        print(f"median share of nbgrader's time: {statistics.median(shares):.2f}")
+        print(
+            f"\nper notebook, per worker ({args.workers} workers), against the notebook's own compute "
+            "in a warm process (solution, median of 3):"
+        )
+        print(f"{'':24}{'cost s':>8}{'compute s':>11}{'ratio':>8}")
+        for lesson in lessons:
+            cost = autograder[lesson]["wall"] * args.workers / count
+            print(f"{lesson:<24}{cost:>8.2f}{compute[lesson]:>11.2f}{cost / compute[lesson]:>7.1f}x")
+        differing = sorted(k for k in expected if expected[k] != got.get(k))
+        print(f"\nscores compared: {len(expected)} test cells; differing: {len(differing)}")
+        for key in differing[:20]:
+            print(f"  {key}: nbgrader {expected[key]}, autograder {got.get(key)}")
+        if len(expected) == 0 or len(expected) != len(got) or differing:
+            print("FAILED: the two graders disagree")
+            return 1
+        print("scores identical")
+    return 0
+
+
+WARM_COMPUTE = """
+import json, os, statistics, sys, time
+os.environ["OMP_NUM_THREADS"] = "1"
+from autograder import notebooks
+from autograder.sandbox import zygote
+zygote.preimport()
+zygote.warm_up()
+import matplotlib.pyplot as plt
+times = {}
+for lesson, path in json.loads(sys.argv[1]).items():
+    nb = notebooks.read(path)
+    os.chdir(os.path.dirname(path))
+    runs = []
+    for _ in range(3):
+        namespace = {"__name__": "__main__"}
+        started = time.perf_counter()
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                lines = cell.source.splitlines()
+                source = "\\n".join(l for l in lines if not l.lstrip().startswith(("%", "!")))
+                exec(compile(source, "<cell>", "exec"), namespace)
+                plt.close("all")
+        runs.append(time.perf_counter() - started)
+    times[lesson] = statistics.median(runs)
+print(json.dumps(times))
+"""
+
+
+def warm_compute(course: Path, lessons: list[str]) -> dict[str, float]:
+    """Each lesson's solution run in one warm process (torch imported and warmed up as in a
+    sandbox's zygote), median of 3: the notebook's own compute."""
+    import json
+
+    paths = {a: str(next((course / "source" / a).glob("*.ipynb"))) for a in lessons}
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_COMPUTE, json.dumps(paths)],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def one_command(args, venv_bin: Path) -> int:
+    """Every lesson in one `autograder grade` command, against nbgrader one assignment at a time."""
+    count = 8 if args.quick else args.submissions
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as scratch:
         scratch = Path(scratch)
         plain = make_course(scratch / "nbgrader")
@@ -198,7 +397,8 @@ def main() -> int:
         ours_commands = [
             [sys.executable, "-m", "autograder", "grade", *lessons, "--workers", str(args.workers)]
         ]
-        ours_run = measure(ours_commands, ours, watch_results=ours / "autograded")
+        in_process = dict(os.environ, AUTOGRADER_KEEP_WARM="0")  # one command: a warm server buys nothing
+        ours_run = measure(ours_commands, ours, watch_results=ours / "autograded", env=in_process)
 
         expected, got = scores(plain), scores(ours)
         differing = sorted(k for k in expected if expected[k] != got.get(k))

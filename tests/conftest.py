@@ -4,6 +4,7 @@ It is built like the real lessons (docs/authoring.md) but runs in a second,
 so tests can grade many submissions and know every score exactly.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from autograder import notebooks
 from autograder.release import release
 
 ROOT = Path(__file__).resolve().parents[1]
+# `autograder grade` run by tests grades in its own process; tests/test_server.py covers the warm
+# server that it otherwise starts (and leaves running for minutes).
+os.environ["AUTOGRADER_KEEP_WARM"] = "0"
 ASSIGNMENT = "toy"
 NOTEBOOK = "toy"
 

@@ -13,8 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from autograder.collect import collect
-from autograder.export import export_csv
-from autograder.feedback import write_feedback
+from autograder.export import DEFAULT_FILES, export_csv
+from autograder.feedback import FEEDBACK_DIR, write_feedback
 from autograder.grade import grade_assignment, progress_bar, read_result
 from autograder.release import assignments, release
 from autograder.report import write_report
@@ -48,7 +48,7 @@ def run_demo(
     with WorkerPool(workers or os.cpu_count() or 1) as sandboxes:
         for assignment in chosen:
             grade_and_give_feedback(course, workdir, assignment, students, sandboxes)
-    grades = course / "grades.csv"
+    grades = course / DEFAULT_FILES["csv"]
 
     rows = export_csv(course, grades)
     page = write_report(course, course / "report")
@@ -57,7 +57,7 @@ def run_demo(
     print(f"\nfinished in {time.monotonic() - started:.0f} s")
     print(f"  student notebooks:  {course / 'release'}")
     print(f"  submissions:        {course / 'submitted'}")
-    print(f"  feedback (HTML):    {course / 'feedback'}/<student>/<assignment>/feedback.html")
+    print(f"  feedback (HTML):    {course / FEEDBACK_DIR}/<student>/<assignment>/feedback.html")
     print(f"  grades ({rows} rows): {grades}")
     print(f"  report:             {page}")
     print(f"  gradebook:          {course / 'gradebook.db'} (nbgrader commands work in {course})")

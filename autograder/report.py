@@ -1,11 +1,16 @@
 """Report step: where the class struggles, on one HTML page with PNG plots.
 
-Score distribution, pass rate per test, the most frequent failure messages per
-exercise, and the submissions that could not be graded and why.
+Score distribution, pass rate per test, the failures grouped by check (each
+check once, whatever the language the students worked in, with its messages in
+English and how often each was given), and the submissions that could not be
+graded and why.
 """
 
 import html
+import re
+import textwrap
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +40,58 @@ def load_results(course_dir: Path) -> dict[str, list[SubmissionResult]]:
     return dict(sorted(by_assignment.items()))
 
 
+_CHECK_NAME = re.compile(r"^✘ (.+?): ", re.M)  # the course's message header: "✘ {name}: {reason}"
+
+
+@dataclass
+class CheckFailures:
+    """The failures of one check: a grade cell, or one named check call in it."""
+
+    exercise: str
+    grade_id: str
+    check: str  # the check's name, as the test cell gives it; "" for the cell as a whole
+    tested: int = 0  # submissions whose grade cell was scored
+    messages: Counter = field(default_factory=Counter)  # English message -> students told it
+
+    @property
+    def failed(self) -> int:
+        return sum(self.messages.values())
+
+
+def instructor_message(cell) -> str:
+    """A failed cell's message in English (older results: in the student's language)."""
+    return cell.message_en or cell.message or ""
+
+
+def failures_by_check(results: list[SubmissionResult]) -> list[CheckFailures]:
+    """Every check that failed at least once, in the order of the lesson, with its messages.
+
+    A failure is counted once, under the check it names (``✘ {name}: ...``, the same in
+    both languages), or under its grade cell when it names none (an exception, a cell not
+    run). Messages are the English ones, so a Russian submission's failure and an English
+    one's are the same message."""
+    tested, found, order = Counter(), {}, {}
+    for result in results:
+        for notebook, cells in result.cells.items():
+            for position, cell in enumerate(cells):
+                if cell.kind != "test":
+                    continue
+                tested[cell.grade_id] += 1
+                order.setdefault(cell.grade_id, (notebook, position))
+                if cell.passed:
+                    continue
+                message = instructor_message(cell)
+                name = _CHECK_NAME.search(message)
+                key = (cell.grade_id, name.group(1) if name else "")
+                if key not in found:
+                    found[key] = CheckFailures(cell.exercise, cell.grade_id, key[1])
+                one_line = "; ".join(" ".join(line.split()) for line in message.splitlines() if line.strip())
+                found[key].messages[one_line or "(no message)"] += 1
+    for group in found.values():
+        group.tested = tested[group.grade_id]
+    return sorted(found.values(), key=lambda g: (order[g.grade_id], -g.failed, g.check))
+
+
 def _plot_scores(results: list[SubmissionResult], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     maximum = max((sum(c.points for cs in r.cells.values() for c in cs) for r in results), default=1)
@@ -62,7 +119,7 @@ def _plot_pass_rates(rates: dict[str, float], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(course_dir: Path, out: Path, top: int = 3) -> Path:
+def write_report(course_dir: Path, out: Path, top: int = 3, width: int = 160) -> Path:
     """Write ``out/report.html`` and its PNGs; returns the HTML path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +138,7 @@ def write_report(course_dir: Path, out: Path, top: int = 3) -> Path:
         if results:
             _plot_scores(results, out / f"{assignment}_scores.png")
             parts.append(f"<img src='{esc(assignment)}_scores.png' alt='score distribution'>")
-        passes, totals, messages = Counter(), Counter(), defaultdict(Counter)
+        passes, totals = Counter(), Counter()
         for result in graded:
             for cells in result.cells.values():
                 for cell in cells:
@@ -89,19 +146,31 @@ def write_report(course_dir: Path, out: Path, top: int = 3) -> Path:
                         continue
                     totals[cell.grade_id] += 1
                     passes[cell.grade_id] += bool(cell.passed)
-                    if not cell.passed and cell.message:
-                        messages[cell.exercise][cell.message.splitlines()[0][:160]] += 1
         if totals:
             rates = {g: passes[g] / totals[g] for g in totals}
             _plot_pass_rates(rates, out / f"{assignment}_pass_rates.png")
             parts.append(f"<img src='{esc(assignment)}_pass_rates.png' alt='pass rate per test'>")
-        if messages:
+        checks = failures_by_check(graded)
+        if checks:
             parts.append(
-                "<h3>Most frequent failures</h3><table><tr><th>exercise</th><th>message</th><th>n</th></tr>"
+                "<h3>Failures by check</h3><p>Each check once, students of both languages together; "
+                "the messages they were given, in English, most frequent first.</p>"
+                "<table><tr><th>exercise</th><th>check</th><th>failed</th><th>messages</th></tr>"
             )
-            for exercise, counter in sorted(messages.items()):
-                for message, count in counter.most_common(top):
-                    parts.append(f"<tr><td>{esc(exercise)}</td><td>{esc(message)}</td><td>{count}</td></tr>")
+            for group in checks:
+                shown = group.messages.most_common(top)
+                lines = [
+                    f"{count} × {esc(textwrap.shorten(message, width=width, placeholder=' …'))}"
+                    for message, count in shown
+                ]
+                others = len(group.messages) - len(shown)
+                if others:
+                    lines.append(f"and {others} other message(s)")
+                check = esc(group.grade_id) + (f"<br><code>{esc(group.check)}</code>" if group.check else "")
+                parts.append(
+                    f"<tr><td>{esc(group.exercise)}</td><td>{check}</td>"
+                    f"<td>{group.failed} of {group.tested}</td><td>{'<br>'.join(lines)}</td></tr>"
+                )
             parts.append("</table>")
         if failed:
             parts.append("<h3>Could not be graded</h3><table><tr><th>student</th><th>why</th></tr>")

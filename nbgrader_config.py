@@ -1,5 +1,6 @@
 # nbgrader configuration of the course. The repository root is the course directory.
 from nbgrader.converters import Autograde, GenerateAssignment
+from nbgrader.coursedir import CourseDirectory
 
 from autograder.language import AnswerStub, SelectLanguage
 
@@ -7,6 +8,14 @@ c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this f
 
 c.CourseDirectory.course_id = "autograd-course"
 c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+# nbgrader's steps copy a folder's other files along with its notebooks (generate_feedback:
+# autograded/<student>/<assignment>/ -> feedback/...); autograder's records stay with the instructor.
+c.CourseDirectory.ignore = [
+    *CourseDirectory.class_traits()["ignore"].make_dynamic_default(),
+    "result.json",
+    "grader-error.txt",
+    "*.partial",
+]
 
 # The release is per language: `nbgrader generate_assignment ASSIGNMENT` gives the
 # English one in release/en/; `autograder release` makes both (release/en, release/ru).

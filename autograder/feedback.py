@@ -1,12 +1,19 @@
 """Feedback step: one HTML page per student, in the language they submitted.
 
 Built from the grading result only (points, verdicts, the checks' messages)
-and the gradebook (a person's scores for written answers). The source of the
-tests, hidden or not, is never read here, so it cannot reach a student.
+and the gradebook (what a person gave in formgrader: scores, extra credit and
+comments). The source of the tests, hidden or not, is never read here, so it
+cannot reach a student.
+
+The pages live in ``autograder-feedback/``, not in nbgrader's ``feedback/``:
+``nbgrader generate_feedback --force`` deletes ``feedback/<student>/<assignment>/``
+before writing its own page there, and ``nbgrader release_feedback`` sends every
+``*.html`` of that folder to the exchange.
 """
 
 import html
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -31,19 +38,41 @@ pre { white-space: pre-wrap; margin: 0; font-size: .9rem; }
 """
 
 
-def manual_grades(db_url: str, assignment: str, student: str) -> dict[str, tuple[float | None, str]]:
-    """What a person gave in the gradebook (formgrader), by grade_id: (score, comment)."""
+FEEDBACK_DIR = "autograder-feedback"  # <course>/autograder-feedback/<student>/<assignment>/feedback.html
+
+
+@dataclass
+class Manual:
+    """What a person gave in the gradebook (formgrader) for one student's assignment."""
+
+    scores: dict[str, float | None] = field(default_factory=dict)  # grade cell -> manual score
+    extra: dict[str, float] = field(default_factory=dict)  # grade cell -> extra credit
+    comments: dict[str, str] = field(default_factory=dict)  # answer cell -> comment
+
+
+def manual_grades(db_url: str, assignment: str, student: str) -> Manual:
+    """Scores, extra credit and comments entered in formgrader, by grade_id.
+
+    Formgrader stores a score in ``Grade.manual_score`` and ``Grade.extra_credit`` and a
+    comment in ``Comment.manual_comment``; comments belong to answer cells, so a comment on a
+    code exercise is filed under the answer cell's grade_id, not under its test cells'.
+    """
+    manual = Manual()
     with Gradebook(db_url) as gb:
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
-            return {}
-        found = {}
+            return manual
         for nb in submission.notebooks:
-            comments = {c.name: (c.manual_comment or "") for c in nb.comments}
+            for comment in nb.comments:
+                if (comment.manual_comment or "").strip():
+                    manual.comments[comment.name] = comment.manual_comment.strip()
             for grade in nb.grades:
-                found[grade.name] = (grade.manual_score, comments.get(grade.name, ""))
-        return found
+                if grade.manual_score is not None:
+                    manual.scores[grade.name] = float(grade.manual_score)
+                if grade.extra_credit:
+                    manual.extra[grade.name] = float(grade.extra_credit)
+    return manual
 
 
 _LATEX = {
@@ -84,32 +113,41 @@ def plain_title(title: str) -> str:
     return title.replace("`", "").replace("**", "").strip()
 
 
-def render(result: SubmissionResult, templates: dict[tuple[str, str], Template], manual: dict) -> str:
+def render(result: SubmissionResult, templates: dict[tuple[str, str], Template], manual: Manual) -> str:
     lang = result.language
     esc = html.escape
     rows, total, maximum = [], 0.0, 0.0
+    commented = set()  # exercises whose comment is already on the page
     for notebook, cells in result.cells.items():
         template = templates.get((notebook, lang)) or templates[(notebook, "en")]
         for cell in cells:
-            given, comment = manual.get(cell.grade_id, (None, ""))
+            given = manual.scores.get(cell.grade_id)
             score = given if given is not None else cell.score
+            if score is not None:  # as nbgrader scores: the manual (else automatic) score plus extra credit
+                score += manual.extra.get(cell.grade_id, 0.0)
             total += score or 0
             maximum += cell.points
             details = cell.message if not cell.passed else ""
+            comment = manual.comments.get(cell.exercise, "") if cell.exercise not in commented else ""
+            commented.add(cell.exercise)
             if cell.kind == "written":
+                details = ""
                 if given is not None:
                     verdict = f'<span class="manual">{esc(text("graded_by_person", lang))}</span>'
-                    details = comment
                 elif score is not None:
                     verdict = f'<span class="fail">{esc(text("blank", lang))}</span>'
-                    details = ""
+                    details = "" if cell.message == text("blank", lang) else cell.message  # e.g. cell missing
                 else:
                     verdict = f'<span class="manual">{esc(text("manual", lang))}</span>'
-                    details = ""
+            elif given is not None:
+                verdict = f'<span class="manual">{esc(text("graded_by_person", lang))}</span>'
             elif cell.passed:
                 verdict = f'<span class="pass">✔ {esc(text("passed", lang))}</span>'
             else:
                 verdict = f'<span class="fail">✘ {esc(text("failed", lang))}</span>'
+            if comment:
+                said = f"{text('comment', lang)}: {comment}"
+                details = f"{details}\n{said}" if details else said
             title = plain_title(template.titles.get(cell.exercise, cell.exercise))
             shown = "–" if score is None else f"{score:g}"
             rows.append(
@@ -146,9 +184,9 @@ def render(result: SubmissionResult, templates: dict[tuple[str, str], Template],
 def write_feedback(
     course_dir: Path, assignment: str, student: str | None = None, db_url: str | None = None
 ) -> list[Path]:
-    """``feedback/<student>/<assignment>/feedback.html`` for every graded student."""
+    """``autograder-feedback/<student>/<assignment>/feedback.html`` for every graded student."""
     course_dir = Path(course_dir).resolve()
-    db_url = db_url or gradebook_url(load_config(course_dir), course_dir)
+    db_url = gradebook_url(load_config(course_dir), course_dir, db_url)
     templates = load_templates(course_dir, assignment)
     graded = course_dir / "autograded"
     students = [student] if student else sorted(p.name for p in graded.iterdir()) if graded.is_dir() else []
@@ -158,8 +196,24 @@ def write_feedback(
         if result is None:
             continue
         page = render(result, templates, manual_grades(db_url, assignment, name))
-        path = course_dir / "feedback" / name / assignment / "feedback.html"
+        path = course_dir / FEEDBACK_DIR / name / assignment / "feedback.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
         written.append(path)
     return written
+
+
+def without_result(course_dir: Path, assignment: str, student: str | None = None) -> list[str]:
+    """Students who submitted ``assignment`` but have no autograder result for the files they
+    submitted: never graded, resubmitted since, or their ``autograded/`` folder replaced (a plain
+    ``nbgrader autograde --force`` deletes ``result.json``). They get no page until graded."""
+    from autograder.grade import digest, submission_paths
+
+    course_dir = Path(course_dir).resolve()
+    templates = load_templates(course_dir, assignment)
+    missing = []
+    for name, folder in submission_paths(course_dir, assignment, student).items():
+        result = read_result(course_dir, name, assignment)
+        if result is None or result.digest != digest(folder, templates):
+            missing.append(name)
+    return missing

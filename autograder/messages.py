@@ -6,6 +6,12 @@ TEXT: dict[str, dict[str, str]] = {
     "manual": {"en": "to be graded by the instructor", "ru": "ждёт проверки преподавателем"},
     "graded_by_person": {"en": "graded by the instructor", "ru": "проверено преподавателем"},
     "blank": {"en": "no answer", "ru": "нет ответа"},
+    "comment": {"en": "Instructor's comment", "ru": "Комментарий преподавателя"},
+    # What stands in a written answer's place when the student deleted its cell (Markdown).
+    "missing_written": {
+        "en": "*(answer cell missing from the submission)*",
+        "ru": "*(в работе нет ячейки с ответом)*",
+    },
     "not_written": {
         "en": "the answer is not written yet (NotImplementedError)",
         "ru": "ответ ещё не написан (NotImplementedError)",

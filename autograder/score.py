@@ -36,8 +36,9 @@ class CellResult:
     points: float
     score: float | None  # None: waits for a person
     passed: bool | None
-    message: str
+    message: str  # in the student's language
     hidden: bool
+    message_en: str = ""  # the same message in English, for the instructor's report
 
 
 def score_run(
@@ -49,6 +50,16 @@ def score_run(
     results = []
     for grade in template.grade_cells:
         index, cell = by_id[grade.grade_id]
+        if grade.kind == "written" and grade.grade_id in assembled.missing_answers:
+            # nothing to read: 0 at once, as a blank answer, and formgrader does not list it
+            results.append(
+                CellResult(
+                    grade.grade_id, "written", grade.exercise, grade.points, 0.0, None,
+                    text("missing", lang, grade_id=grade.grade_id), False,
+                    text("missing", "en", grade_id=grade.grade_id),
+                )
+            )  # fmt: skip
+            continue
         if grade.kind == "written":
             answer = assembled.written.get(grade.grade_id, "")
             blank = not answer.strip() or answer.strip() in BLANK_ANSWERS
@@ -60,9 +71,10 @@ def score_run(
             )  # fmt: skip
             continue
         if grade.exercise in assembled.missing_answers:
-            score, message = 0.0, text("missing", lang, grade_id=grade.exercise)
+            score, said = 0.0, {k: text("missing", k, grade_id=grade.exercise) for k in {lang, "en"}}
         elif index not in run.ran:
-            score, message = 0.0, text("stopped", lang, reason=stop_reason(run.stopped or "ended", lang))
+            score, stop = 0.0, run.stopped or "ended"
+            said = {k: text("stopped", k, reason=stop_reason(stop, k)) for k in {lang, "en"}}
         else:
             _drop_ignored_stderr(cell, ignore_pattern)
             expected, reported = references.get(grade.grade_id, []), run.reports.get(grade.grade_id, [])
@@ -71,11 +83,13 @@ def score_run(
                 for o in cell.outputs
             )
             score = grade.points if clean and cell_matches(expected, reported) else 0.0
-            message = "" if score == grade.points else _reason(cell, expected, reported, lang)
+            said = {
+                k: "" if score == grade.points else _reason(cell, expected, reported, k) for k in {lang, "en"}
+            }
         results.append(
             CellResult(
                 grade.grade_id, "test", grade.exercise, grade.points, float(score), score == grade.points,
-                message, grade.hidden,
+                said[lang], grade.hidden, said["en"],
             )
         )  # fmt: skip
     return results

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import notebooks
+from autograder import messages, notebooks
 from autograder.language import notebook_language, select_language
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -354,7 +354,10 @@ def assemble(template: Template, submitted: nbformat.NotebookNode) -> Assembled:
         if meta.get("solution"):
             if grade_id not in answers:
                 result.missing_answers.append(grade_id)
-                cell.source = 'raise RuntimeError("answer cell missing from the submission")'
+                if cell.cell_type == "markdown":  # what formgrader shows in its place; scored 0
+                    cell.source = messages.text("missing_written", template.language)
+                else:  # its tests fail
+                    cell.source = 'raise RuntimeError("answer cell missing from the submission")'
             else:
                 cell.source = answers[grade_id]
             if cell.cell_type == "markdown":

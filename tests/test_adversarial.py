@@ -22,7 +22,7 @@ import pytest
 from adversarial.corpus import CANARY, CHEATS, HELD_BYTES, MALFORMED, SURVIVOR_FOUND
 
 from autograder import notebooks
-from autograder.feedback import write_feedback
+from autograder.feedback import FEEDBACK_DIR, write_feedback
 from autograder.grade import read_result
 from autograder.sandbox import Limits
 from autograder.synthetic import answered, break_file
@@ -259,7 +259,7 @@ def student_visible(course: Path, out: Path) -> dict[str, str]:
     from autograder.report import write_report
 
     texts = {}
-    for path in sorted((course / "feedback").glob("*/*/feedback.html")):
+    for path in sorted((course / FEEDBACK_DIR).glob("*/*/feedback.html")):
         texts[str(path.relative_to(course))] = path.read_text(encoding="utf-8", errors="replace")
     for path in sorted((course / "autograded").glob("*/*/result.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -414,10 +414,10 @@ def test_the_classmate_is_unharmed_and_graded_in_full(graded_corpus):
 def test_nothing_outside_the_sandbox_was_read_or_changed(graded_corpus):
     course, before, after, _ = graded_corpus
     assert after == before  # submissions, solutions, release and canaries are byte-identical
-    for path in list((course / "autograded").rglob("*")) + list((course / "feedback").rglob("*")):
+    for path in list((course / "autograded").rglob("*")) + list((course / FEEDBACK_DIR).rglob("*")):
         if path.is_file() and CLASSMATE not in path.parts:
             assert CANARY not in path.read_text(errors="replace"), f"{path} shows a canary"
-    injected = (course / "feedback" / "feedback-injection" / "01_gradients" / "feedback.html").read_text()
+    injected = (course / FEEDBACK_DIR / "feedback-injection" / "01_gradients" / "feedback.html").read_text()
     assert "INJECTED" not in injected and "<script>" not in injected
     climbed = json.loads(
         (course / "autograded" / "zygote-frames" / "01_gradients" / "gradients.ipynb").read_text()

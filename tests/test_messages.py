@@ -5,7 +5,7 @@ from test_pipeline import write_lms_folder
 
 from autograder import verify
 from autograder.collect import collect
-from autograder.feedback import plain_title, write_feedback
+from autograder.feedback import FEEDBACK_DIR, plain_title, write_feedback
 from autograder.grade import grade_assignment
 from course import CheckFailed, check_scalar, check_tensor, check_type, set_language
 from course.checks import type_name
@@ -134,7 +134,7 @@ def test_a_written_answer_graded_in_formgrader_shows_its_score_and_comment(toy_c
         comment.manual_comment = "Good, but say why the gradient accumulates."
         gb.db.commit()
     write_feedback(toy_course, "toy", "ann")
-    page = (toy_course / "feedback" / "ann" / "toy" / "feedback.html").read_text()
+    page = (toy_course / FEEDBACK_DIR / "ann" / "toy" / "feedback.html").read_text()
     assert "graded by the instructor" in page and "1.5 / 2" in page
     assert "say why the gradient accumulates" in page and "to be graded" not in page
 

@@ -16,7 +16,7 @@ from conftest import ASSIGNMENT, HIDDEN_MARKERS, NOTEBOOK
 from autograder import notebooks
 from autograder.collect import collect, parse_name
 from autograder.export import export_csv
-from autograder.feedback import write_feedback
+from autograder.feedback import FEEDBACK_DIR, write_feedback
 from autograder.grade import grade_assignment, read_result
 from autograder.report import write_report
 from autograder.synthetic import break_file
@@ -138,9 +138,9 @@ def test_whole_class_end_to_end(toy_course, tmp_path):
     assert read_result(toy_course, "boris", ASSIGNMENT).language == "ru"
     pages = write_feedback(toy_course, ASSIGNMENT)
     assert len(pages) == len(CLASS)
-    boris = (toy_course / "feedback" / "boris" / ASSIGNMENT / "feedback.html").read_text()
+    boris = (toy_course / FEEDBACK_DIR / "boris" / ASSIGNMENT / "feedback.html").read_text()
     assert 'lang="ru"' in boris and "Итого: 4 / 6" in boris and "Квадрат" in boris
-    dana = (toy_course / "feedback" / "dana" / ASSIGNMENT / "feedback.html").read_text()
+    dana = (toy_course / FEEDBACK_DIR / "dana" / ASSIGNMENT / "feedback.html").read_text()
     assert "различаются" in dana  # the check's own message, in Russian
     for page in pages:
         text = page.read_text()
@@ -158,7 +158,11 @@ def test_whole_class_end_to_end(toy_course, tmp_path):
 
     page = write_report(toy_course, tmp_path / "report")
     assert (tmp_path / "report" / f"{ASSIGNMENT}_scores.png").stat().st_size > 1000
-    assert "Most frequent failures" in page.read_text()
+    assert "Failures by check" in page.read_text()
+    # a Russian student's failure reaches the report in English, under the check it names
+    square = read_result(toy_course, "dana", ASSIGNMENT).cells[NOTEBOOK][0]
+    assert "различаются" in square.message and square.message_en.startswith("✘ square([1, 2]): ")
+    assert "различаются" not in page.read_text()
 
     # nothing the students sent was changed
     assert digests(lms) | {"zip": hashlib.sha256(archive.read_bytes()).hexdigest()} == before
@@ -258,7 +262,7 @@ def test_unknown_students_are_added_with_a_notice_or_refused(toy_course, tmp_pat
     assert not any("roster" in n for n in added.results[0].notices)  # never on the student's page
     assert added.added == ["ann"] and "1 added to the roster" in added.summary()
     write_feedback(toy_course, ASSIGNMENT, "ann")
-    page = (toy_course / "feedback" / "ann" / ASSIGNMENT / "feedback.html").read_text()
+    page = (toy_course / FEEDBACK_DIR / "ann" / ASSIGNMENT / "feedback.html").read_text()
     assert "roster" not in page
 
 

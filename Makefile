@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup sandbox demo test lint format release notebooks benchmark clean student
+.PHONY: setup sandbox browser postgres demo test lint format release notebooks benchmark clean student
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
@@ -28,6 +28,28 @@ sandbox:
 	    exit 1; \
 	  fi; }
 
+# tests/test_postgres.py starts its own PostgreSQL server (Debian package `postgresql`).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql (gradebook test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "The PostgreSQL test needs its server: sudo apt-get install postgresql (Fedora: sudo dnf install postgresql-server)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# tests/test_browser.py drives Chromium (Debian package `chromium`) through Playwright.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "The browser test needs Chromium: sudo apt-get install chromium (Fedora: sudo dnf install chromium)" >&2; \
+	    exit 1; \
+	  fi; }
+
 # A student's own copy of the lessons (release/ stays as generated): make student COURSE_LANG=ru
 COURSE_LANG ?= en
 student: $(STAMP)
@@ -37,7 +59,7 @@ student: $(STAMP)
 demo: $(STAMP) sandbox
 	$(BIN)/python -m autograder demo
 
-test: $(STAMP) sandbox
+test: $(STAMP) sandbox browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -65,4 +87,4 @@ benchmark: $(STAMP) sandbox
 	$(BIN)/python benchmarks/grading.py
 
 clean:
-	rm -rf $(VENV) submitted autograded feedback gradebook.db .pytest_cache .ruff_cache
+	rm -rf $(VENV) submitted autograded feedback autograder-feedback gradebook.db .pytest_cache .ruff_cache

@@ -83,7 +83,21 @@ def cmd_grade(args) -> int:
     submitted = course / "submitted"
     students = [args.student] if args.student else os.listdir(submitted) if submitted.is_dir() else []
     count = sum((submitted / s / a).is_dir() for s in students for a in args.assignment)
+    address = args.cluster or os.environ.get("AUTOGRADER_CLUSTER")
     try:
+        if address and count:  # each notebook a Dask task; Dask is imported only here
+            from autograder.cluster import ClusterPool
+            from autograder.sandbox import PoolLost
+
+            try:
+                sandboxes = ClusterPool(address, args.workers, args.unsafe_no_sandbox)
+            except PoolLost as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            try:
+                return grade_with(args, course, sandboxes)
+            finally:
+                sandboxes.close()
         if args.keep_warm > 0 and count:
             from autograder import server
 
@@ -123,9 +137,10 @@ def _grade_here(args, course: Path, workers: int) -> int:
 
 def grade_with(args, course: Path, sandboxes) -> int:
     """The `grade` command on started ``sandboxes`` (this process's, or a warm server's)."""
+    from autograder.config import GradebookURLError, gradebook_url, load_config
     from autograder.grade import CourseBusy, course_lock, grade_assignment, progress_bar
     from autograder.references import ReferenceFailed
-    from autograder.sandbox import Limits, SandboxUnavailable
+    from autograder.sandbox import Limits, PoolLost, SandboxUnavailable
 
     limits = Limits(
         cell_seconds=args.cell_timeout,
@@ -136,7 +151,8 @@ def grade_with(args, course: Path, sandboxes) -> int:
     )
     failed = 0
     try:
-        with course_lock(course):
+        db_url = gradebook_url(load_config(course), course, args.db)
+        with course_lock(course, args.assignment, db_url):
             for assignment in args.assignment:
                 if len(args.assignment) > 1:
                     print(f"{assignment}:", flush=True)
@@ -147,7 +163,7 @@ def grade_with(args, course: Path, sandboxes) -> int:
                     force=args.force,
                     allow_unknown=not args.refuse_unknown,
                     limits=limits,
-                    db_url=args.db,
+                    db_url=db_url,
                     progress=progress_bar(),
                     unsafe=args.unsafe_no_sandbox,
                     sandboxes=sandboxes,
@@ -161,8 +177,11 @@ def grade_with(args, course: Path, sandboxes) -> int:
                         flush=True,
                     )
                 failed += batch.grader_errors
-    except (SandboxUnavailable, CourseBusy) as error:
+    except (SandboxUnavailable, CourseBusy, GradebookURLError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PoolLost as error:
+        print(f"error: {error}; run the same command again to grade the rest", file=sys.stderr)
         return 2
     except ReferenceFailed as error:  # the lesson's own solution fails: nothing can be scored against it
         print(f"error: {error}; fix the lesson, then grade again", file=sys.stderr)
@@ -199,21 +218,55 @@ def cmd_collect(args) -> int:
 
 
 def cmd_feedback(args) -> int:
-    from autograder.feedback import write_feedback
+    from autograder.config import GradebookURLError
+    from autograder.feedback import FEEDBACK_DIR, without_result, write_feedback
 
-    _check_assignments(_course_dir(args), [args.assignment])
-    pages = write_feedback(_course_dir(args), args.assignment, args.student, db_url=args.db)
-    print(f"{len(pages)} feedback page(s) in feedback/<student>/{args.assignment}/feedback.html")
+    course = _course_dir(args)
+    _check_assignments(course, [args.assignment])
+    try:
+        pages = write_feedback(course, args.assignment, args.student, db_url=args.db)
+    except GradebookURLError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(pages)} feedback page(s) in {FEEDBACK_DIR}/<student>/{args.assignment}/feedback.html")
+    missing = without_result(course, args.assignment, args.student)
+    if missing:
+        print(
+            f"{len(missing)} submission(s) have no autograder result for their files, so no page: "
+            f"{', '.join(missing)} (not graded yet, resubmitted since, or their autograded/ folder was "
+            f"replaced by a plain nbgrader autograde); run: autograder grade {args.assignment}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_export(args) -> int:
-    from autograder.export import export_csv
+    from autograder.export import DEFAULT_FILES, export
+    from autograder.roster import GradebookUnavailable
 
     course = _course_dir(args)
-    target = Path(args.to) if args.to else course / "grades.csv"
-    rows = export_csv(course, target, db_url=args.db)
-    print(f"{rows} row(s) written to {target}")
+    target = Path(args.to) if args.to else course / DEFAULT_FILES[args.format]
+    if target.is_dir():
+        example = DEFAULT_FILES[args.format]
+        print(f"error: {target} is a folder; give --to a file name, e.g. {example}", file=sys.stderr)
+        return 2
+    try:
+        done = export(course, target, args.format, db_url=args.db)
+    except GradebookUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        why = error.strerror or error
+        print(f"error: cannot write {target} ({why}); choose another --to", file=sys.stderr)
+        return 2
+    what = {"csv": "row(s) (one per student and assignment)", "moodle": "student(s)", "canvas": "student(s)"}
+    print(f"{done.rows} {what[args.format]} written to {target}")
+    if done.left_out:
+        print(
+            f"{len(done.left_out)} student(s) left out, no email address on the roster: "
+            f"{', '.join(done.left_out)}; add one with: autograder roster add ID --email ADDRESS",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -223,6 +276,30 @@ def cmd_report(args) -> int:
     course = _course_dir(args)
     page = write_report(course, Path(args.out) if args.out else course / "report")
     print(f"report: {page}")
+    return 0
+
+
+def cmd_roster(args) -> int:
+    from autograder import roster
+
+    course = _course_dir(args)
+    try:
+        if args.action == "import":
+            done = roster.import_csv(course, Path(args.file), db_url=args.db)
+            print(f"{len(done.added)} student(s) added, {len(done.updated)} updated")
+        elif args.action == "add":
+            fields = {"first_name": args.first_name, "last_name": args.last_name, "email": args.email}
+            added = roster.add(course, args.id, db_url=args.db, **fields)
+            print(f"{'added' if added else 'updated'} {args.id.strip()}")
+        else:
+            students = roster.students(course, db_url=args.db)
+            for s in students:
+                name = " ".join(filter(None, (s["first_name"], s["last_name"])))
+                print("\t".join((s["id"], name, s["email"] or "")))
+            print(f"{len(students)} student(s) on the roster", file=sys.stderr)
+    except (roster.RosterError, roster.GradebookUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -252,7 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     grade = verbs.add_parser("grade", help="grade every submission of an assignment into the gradebook")
     grade.add_argument("assignment", nargs="+", help="one or more assignments, graded in one run")
     grade.add_argument("--student", help="grade only this student")
-    grade.add_argument("--workers", type=int, help="parallel workers (default: one per core)")
+    grade.add_argument(
+        "--workers",
+        type=int,
+        help="parallel workers (default: one per core); with --cluster, sandboxes per Dask worker "
+        "(default: its threads)",
+    )
+    grade.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="grade on a Dask cluster (tcp://host:8786; default $AUTOGRADER_CLUSTER): "
+        "each notebook is a task, run in the workers' sandboxes",
+    )
     grade.add_argument("--force", action="store_true", help="grade again even if already graded")
     grade.add_argument(
         "--refuse-unknown", action="store_true", help="do not grade students missing from the roster"
@@ -304,10 +392,36 @@ def build_parser() -> argparse.ArgumentParser:
     feedback.add_argument("--db", help="gradebook database URL (default: the course's)")
     feedback.set_defaults(func=cmd_feedback)
 
-    export = verbs.add_parser("export", help="grades as CSV, one row per student and assignment")
-    export.add_argument("--to", help="CSV file to write (default: grades.csv)")
+    export = verbs.add_parser("export", help="grades as CSV: a full table, or a file for Moodle or Canvas")
+    export.add_argument(
+        "--format",
+        choices=["csv", "moodle", "canvas"],
+        default="csv",
+        help="csv: one row per student and assignment (default); moodle, canvas: one row per student",
+    )
+    export.add_argument(
+        "--to",
+        help="file to write (default: autograder-grades.csv, moodle-grades.csv or canvas-grades.csv)",
+    )
     export.add_argument("--db", help="gradebook database URL (default: the course's)")
     export.set_defaults(func=cmd_export)
+
+    roster = verbs.add_parser("roster", help="the students of the course: import a CSV, add one, list")
+    roster_actions = roster.add_subparsers(dest="action", required=True)
+    roster_import = roster_actions.add_parser(
+        "import", help="add or update students from a CSV: id, first_name, last_name, email (a header row)"
+    )
+    roster_import.add_argument("file", help="CSV file; its first row names the columns")
+    roster_add = roster_actions.add_parser("add", help="add a student, or update the fields given")
+    roster_add.add_argument("id", help="the student's id (their folder in submitted/)")
+    roster_add.add_argument("--first-name")
+    roster_add.add_argument("--last-name")
+    roster_add.add_argument("--email")
+    roster_list = roster_actions.add_parser("list", help="every student: id, name, email (tab-separated)")
+    for action in (roster_import, roster_add, roster_list):
+        action.add_argument("--db", help="gradebook database URL (default: the course's)")
+        action.add_argument("--course-dir", default=argparse.SUPPRESS, help="course directory (default: .)")
+    roster.set_defaults(func=cmd_roster)
 
     report = verbs.add_parser("report", help="an HTML report with plots: where the class struggles")
     report.add_argument("--out", help="folder for report.html and its plots (default: report/)")

@@ -41,10 +41,40 @@ def nbgrader_api(config: Config):
     return api
 
 
-def gradebook_url(config: Config, course_dir: Path) -> str:
-    """The gradebook's database URL, with a relative SQLite path made absolute to the course."""
-    url = config.CourseDirectory.db_url
+class GradebookURLError(ValueError):
+    """A gradebook URL that is not a database URL; the message is one line that says what to give."""
+
+
+def gradebook_url(config: Config, course_dir: Path, url: str | None = None) -> str:
+    """The URL the gradebook is opened with: ``url`` (a user's ``--db``) or else the course's.
+
+    Every place that opens the gradebook takes its URL from here. A relative SQLite path is made
+    absolute: the course's to the course folder, a user's to the current folder (where the
+    command was typed). ``postgresql://`` and ``postgres://`` (what PostgreSQL's own tools and
+    hosting services write) use psycopg 3, ``postgresql+psycopg://``; an explicit driver
+    (``postgresql+psycopg2://``) is kept. Anything that is not a database URL raises
+    GradebookURLError.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    base = Path(course_dir) if url is None else Path.cwd()
+    url = config.CourseDirectory.db_url if url is None else url
+    example = "e.g. sqlite:///gradebook.db or postgresql://user@host:5432/gradebook"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise GradebookURLError(f"{url!r} is not a database URL ({example})") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")
+        url = parsed.render_as_string(hide_password=False)
     prefix = "sqlite:///"
-    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
-        return prefix + str(Path(course_dir) / url[len(prefix) :])
+    if url.startswith(prefix) and not url[len(prefix) :].startswith(("/", ":memory:")) and url != prefix:
+        url = prefix + str(base / url[len(prefix) :])
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        shown = parsed.render_as_string(hide_password=True)
+        raise GradebookURLError(f"{shown!r} is not a database URL ({example})") from None
     return url

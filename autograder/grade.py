@@ -26,7 +26,7 @@ from autograder.config import gradebook_url, load_config
 from autograder.messages import stop_reason
 from autograder.references import ensure
 from autograder.run import run_in_sandbox
-from autograder.sandbox import DEFAULT_LIMITS, Limits, WorkerPool, check_available
+from autograder.sandbox import DEFAULT_LIMITS, Limits, PoolLost, WorkerPool, check_available
 from autograder.score import CellResult, score_run
 from autograder.submission import InvalidSubmission, Template, assemble, build_template, detect_language, load
 
@@ -100,26 +100,33 @@ class CourseBusy(RuntimeError):
 
 
 @contextlib.contextmanager
-def course_lock(course_dir: Path):
-    """Only one grading run per course at a time: a second one is refused, not interleaved."""
+def course_lock(course_dir: Path, assignments: list[str] | None = None, db_url: str | None = None):
+    """One grading run at a time: a second one is refused, not interleaved.
+
+    With SQLite (one writer at a time) the whole course is locked; with a database server
+    (PostgreSQL) each assignment is, so that graders of different assignments share it."""
     import fcntl
 
-    path = Path(course_dir) / ".grading.lock"
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "?"
-            raise CourseBusy(
-                f"another `autograder grade` is running on this course (pid {holder}); "
-                "wait until it ends, then run this one again"
-            ) from None
-        os.ftruncate(handle, 0)
-        os.pwrite(handle, str(os.getpid()).encode(), 0)
+    if db_url is None or db_url.startswith("sqlite") or not assignments:
+        names = [".grading.lock"]
+    else:
+        names = [f".grading-{assignment}.lock" for assignment in sorted(set(assignments))]
+    with contextlib.ExitStack() as held:
+        for name in names:
+            handle = os.open(Path(course_dir) / name, os.O_RDWR | os.O_CREAT, 0o644)
+            held.callback(os.close, handle)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "?"
+                what = "this course" if name == ".grading.lock" else f"{name[9:-5]} of this course"
+                raise CourseBusy(
+                    f"another `autograder grade` is running on {what} (pid {holder}); "
+                    "wait until it ends, then run this one again"
+                ) from None
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, str(os.getpid()).encode(), 0)
         yield
-    finally:
-        os.close(handle)
 
 
 class AssignmentUnknown(RuntimeError):
@@ -267,13 +274,28 @@ def load_templates(course_dir: Path, assignment: str) -> dict[tuple[str, str], T
     return {(p.stem, lang): build_template(p, lang) for p in sources for lang in LANGUAGES}
 
 
+def open_gradebook(db_url: str, attempts: int = 5):
+    """nbgrader's Gradebook at ``db_url``. Two graders opening an empty server database at once
+    both create nbgrader's schema, and one of them fails (a unique-key error): it tries again."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return Gradebook(db_url)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def ensure_assignment_in_gradebook(course_dir: Path, assignment: str, db_url: str) -> None:
     """Register the assignment (as `nbgrader generate_assignment` does) if the gradebook lacks it."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     from autograder.release import generate
 
-    with Gradebook(db_url) as gb:
+    with open_gradebook(db_url) as gb:
         try:
             if gb.find_assignment(assignment).notebooks:
                 return
@@ -286,14 +308,17 @@ def ensure_assignment_in_gradebook(course_dir: Path, assignment: str, db_url: st
 def record(gb, result: SubmissionResult, allow_unknown: bool) -> None:
     """Write one submission's scores into the gradebook (a ``nbgrader.api.Gradebook``),
     replacing any earlier ones."""
-    from nbgrader.api import MissingEntry
+    from nbgrader.api import InvalidEntry, MissingEntry
 
     try:
         gb.find_student(result.student)
     except MissingEntry:
         if not allow_unknown:
             raise
-        gb.add_student(result.student)
+        try:
+            gb.add_student(result.student)
+        except InvalidEntry:  # another grader (another assignment, same database) added them just now
+            gb.find_student(result.student)
     kwargs = {"timestamp": result.timestamp} if result.timestamp else {}
     gb.update_or_create_submission(result.assignment, result.student, **kwargs)
     for notebook, cells in result.cells.items():
@@ -354,7 +379,7 @@ def grade_assignment(
     if not unsafe and sandboxes is None:
         check_available()
     config = load_config(course_dir)
-    db_url = db_url or gradebook_url(config, course_dir)
+    db_url = gradebook_url(config, course_dir, db_url)
     ignore_pattern = config.IgnorePattern.pattern if config.IgnorePattern.get("enabled", False) else ""
     templates = load_templates(course_dir, assignment)
     batch = Batch()
@@ -392,10 +417,8 @@ def grade_assignment(
 def _open_gradebook(course_dir: Path, assignment: str, db_url: str, folders: list[Path]):
     """In a thread of its own: nbgrader's import, the assignment's rows, the roster, and the
     submission times (parsed as the gradebook parses them). ``(roster, {folder: (time, notice)})``."""
-    from nbgrader.api import Gradebook
-
     ensure_assignment_in_gradebook(course_dir, assignment, db_url)
-    with Gradebook(db_url) as gb:
+    with open_gradebook(db_url) as gb:
         roster = {s.id for s in gb.students}
     return roster, {folder: submission_time(folder) for folder in folders}
 
@@ -462,9 +485,7 @@ class Jobs:
                     continue  # results are shown; they are stored once the gradebook is open
                 roster, stamps = opening.result()
                 if gb is None:
-                    from nbgrader.api import Gradebook
-
-                    gb = Gradebook(db_url)
+                    gb = open_gradebook(db_url)
                 for name, previous in list(unverified.items()):
                     del unverified[name]
                     if _recorded_same(gb, previous):
@@ -507,6 +528,8 @@ def _finished(
     folder, key = entry
     try:
         result = future.result()
+    except PoolLost:  # not about this student: the command stops, and the next run goes on
+        raise
     except Exception as error:  # a bug of the grader: this student gets a result all the same
         result = SubmissionResult(student=name, assignment=assignment, status="error")
         log = _log_grader_error(folder, name, assignment, error)

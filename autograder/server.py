@@ -41,7 +41,7 @@ class ServerUnavailable(RuntimeError):
 
 
 class _Stopped(BaseException):
-    """SIGTERM (`autograder serve --stop`)."""
+    """SIGTERM (`autograder serve --stop`) while no command is being served."""
 
 
 def runtime_dir() -> Path:
@@ -124,6 +124,7 @@ def serve(
         return 0  # another server of the same key runs
     if not unsafe:
         check_available()
+    sandboxes = WorkerPool(workers, unsafe=unsafe)  # first: the zygotes take longest to be ready
     loading = threading.Thread(target=__import__, args=("autograder.grade",), daemon=True)
     loading.start()
     with contextlib.suppress(FileNotFoundError):
@@ -133,23 +134,28 @@ def serve(
     os.chmod(paths["socket"], 0o600)
     listener.listen(4)
     paths["info"].write_text(json.dumps({"pid": os.getpid(), "course": str(course), "workers": workers}))
+    state = {"busy": False, "stop": False}
 
     def stop(*_):
-        raise _Stopped  # out of accept(), or out of a command in progress (it can be run again)
+        if not state["busy"]:
+            raise _Stopped  # out of accept()
+        state["stop"] = True  # after the command in progress
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        with WorkerPool(workers, unsafe=unsafe) as sandboxes:
+        with sandboxes:
             _stop_others(course)  # one course is graded by one run at a time: older servers are idle
             listener.settimeout(idle_seconds)
-            while True:
+            while not state["stop"]:
                 try:
                     connection, _ = listener.accept()
                 except TimeoutError:
                     break  # idle long enough
+                state["busy"] = True
                 with connection:
                     loading.join()
                     _handle(connection, course, sandboxes)
+                state["busy"] = False
     except _Stopped:
         pass
     finally:
@@ -274,7 +280,8 @@ def _is_server(pid: int) -> bool:
 
 
 def _stop_others(course: Path) -> None:
-    """Stop the course's servers of other keys (an older version of the grader, other workers)."""
+    """Stop the course's servers of other keys (an older version of the grader, other workers),
+    each once it has finished the command it may be serving."""
     for data in servers(course):
         if int(data["pid"]) != os.getpid():
             with contextlib.suppress(OSError):
@@ -282,7 +289,8 @@ def _stop_others(course: Path) -> None:
 
 
 def stop(course: Path, wait_seconds: float = 10.0) -> int:
-    """Stop the course's servers (their sandboxes end with them); how many were running."""
+    """Stop the course's servers (their sandboxes end with them; one grading a command ends
+    after it); how many were running."""
     running = servers(course)
     for data in running:
         with contextlib.suppress(OSError):

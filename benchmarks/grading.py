@@ -215,11 +215,16 @@ def main() -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side with --baseline")
     parser.add_argument("--skip-nbgrader", action="store_true", help="with --baseline: no nbgrader run")
+    parser.add_argument(
+        "--cluster", action="store_true", help="a local Dask cluster (2 workers) against local grading"
+    )
     args = parser.parse_args()
     if args.baseline:
         return compare(Path(args.baseline).resolve(), args)
     venv_bin = Path(sys.executable).parent
     os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+    if args.cluster:
+        return on_cluster(args, venv_bin)
     if args.quick or args.one_command:
         return one_command(args, venv_bin)
     return per_assignment(args, venv_bin)
@@ -376,6 +381,77 @@ def warm_compute(course: Path, lessons: list[str]) -> dict[str, float]:
         capture_output=True, text=True, check=True, cwd=ROOT,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def on_cluster(args, venv_bin: Path) -> int:
+    """The same class graded in one command, here and on a Dask cluster of this machine
+    (a scheduler and ``--workers`` workers of one thread, on loopback)."""
+    import socket
+
+    with tempfile.TemporaryDirectory(prefix="grading-cluster-") as scratch:
+        scratch = Path(scratch)
+        here = make_course(scratch / "local")
+        lessons = assignments(here)
+        written = write_submissions(here, args.students * len(lessons))
+        there = scratch / "cluster"
+        shutil.copytree(here, there)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+        dask = str(venv_bin / "dask")
+        logs = open(scratch / "cluster.log", "wb")  # open while the cluster runs
+        port = address.rsplit(":", 1)[1]
+        scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
+        cluster = [subprocess.Popen(scheduler, stdout=logs, stderr=logs)]
+        cluster += [
+            subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                stdout=logs,
+                stderr=logs,
+            )
+            for _ in range(args.workers)
+        ]
+        try:
+            from distributed import Client
+
+            with Client(address, timeout=30) as client:
+                client.wait_for_workers(args.workers, timeout=60)
+            in_process = dict(os.environ, AUTOGRADER_KEEP_WARM="0")
+            grade = [sys.executable, "-m", "autograder", "grade", *lessons]
+            local = measure([[*grade, "--workers", str(args.workers)]], here, env=in_process)
+            remote = measure(
+                [[*grade, "--cluster", address]],
+                there,
+                env=in_process,
+                servers=lambda: [p.pid for p in cluster],
+            )
+        finally:
+            for process in cluster:
+                process.kill()
+                process.wait()
+            logs.close()
+        count = len(written)
+        print(f"machine: {machine()}")
+        print(f"submissions: {count} notebooks, graded in one command ({', '.join(lessons)})")
+        print(f"\n{'':40}{'wall s':>8}{'notebooks/min':>15}{'CPU s':>8}")
+        for name, run in (
+            (f"local, {args.workers} sandboxed workers", local),
+            (f"Dask cluster, {args.workers} workers x 1 sandbox", remote),
+        ):
+            print(f"{name:<40}{run['wall']:>8.1f}{count / run['wall'] * 60:>15.1f}{run['cpu']:>8.1f}")
+        overhead = (remote["wall"] - local["wall"]) * args.workers / count
+        print(
+            f"\ncluster throughput: {local['wall'] / remote['wall']:.0%} of local; "
+            f"overhead per task: {overhead * 1000:+.0f} ms of a worker's time"
+        )
+        expected, got = scores(here), scores(there)
+        differing = sorted(k for k in expected if expected[k] != got.get(k))
+        print(f"scores compared: {len(expected)} test cells; differing: {len(differing)}")
+        if len(expected) == 0 or differing:
+            print("FAILED: the two disagree")
+            return 1
+        print("scores identical")
+    return 0
 
 
 def one_command(args, venv_bin: Path) -> int:

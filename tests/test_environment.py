@@ -6,7 +6,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)$")
+PIN = re.compile(r"^([A-Za-z0-9_.\-]+)(?:\[[A-Za-z0-9_,.\-]+\])?==([^\s;]+)$")  # extras allowed
 
 
 def pyproject_pins() -> dict[str, str]:
@@ -28,7 +28,7 @@ def environment_pins() -> dict[str, str]:
         item = line.strip()
         if item.startswith("- ") and "==" in item:
             name, _, pinned = item[2:].partition("==")
-            pins[name.strip().lower()] = pinned.strip()
+            pins[name.partition("[")[0].strip().lower()] = pinned.strip()
     return pins
 
 

@@ -58,6 +58,11 @@ class SandboxUnavailable(RuntimeError):
     """No sandbox can be made on this machine."""
 
 
+class PoolLost(RuntimeError):
+    """The machines that run the sandboxes went away (a Dask scheduler): the run stops, and
+    running it again grades what is left."""
+
+
 @dataclass(frozen=True)
 class Limits:
     cell_seconds: float = 60.0

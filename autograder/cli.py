@@ -1,6 +1,7 @@
 """The `autograder` command: a thin layer over the functions of each step."""
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -130,16 +131,18 @@ def _grade_here(args, course: Path, workers: int) -> int:
     except SandboxUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with WorkerPool(workers, unsafe=args.unsafe_no_sandbox) as sandboxes:
-        loading.join()
-        return grade_with(args, course, sandboxes)
+    # started once the course is this command's: a refused command starts no sandbox
+    return grade_with(
+        args, course, lambda: WorkerPool(workers, unsafe=args.unsafe_no_sandbox), loading=loading
+    )
 
 
-def grade_with(args, course: Path, sandboxes) -> int:
-    """The `grade` command on started ``sandboxes`` (this process's, or a warm server's)."""
+def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=None) -> int:
+    """The `grade` command on ``sandboxes``: started ones (a warm server's, a cluster), None, or
+    a function that starts them once the course is locked (closed at the end); ``loading``: a
+    thread importing the grader, joined before its first use."""
     from autograder.config import GradebookURLError, gradebook_url, load_config
-    from autograder.grade import CourseBusy, course_lock, grade_assignment, progress_bar
-    from autograder.references import ReferenceFailed
+    from autograder.lock import CourseBusy, course_lock
     from autograder.sandbox import Limits, PoolLost, SandboxUnavailable
 
     limits = Limits(
@@ -152,7 +155,13 @@ def grade_with(args, course: Path, sandboxes) -> int:
     failed = 0
     try:
         db_url = gradebook_url(load_config(course), course, args.db)
-        with course_lock(course, args.assignment, db_url):
+        with course_lock(course, args.assignment, db_url), contextlib.ExitStack() as started:
+            if callable(sandboxes):
+                sandboxes = started.enter_context(sandboxes())
+            if loading is not None:
+                loading.join()
+            from autograder.grade import grade_assignment, progress_bar
+
             for assignment in args.assignment:
                 if len(args.assignment) > 1:
                     print(f"{assignment}:", flush=True)
@@ -167,6 +176,7 @@ def grade_with(args, course: Path, sandboxes) -> int:
                     progress=progress_bar(),
                     unsafe=args.unsafe_no_sandbox,
                     sandboxes=sandboxes,
+                    reference_worker=reference_worker,
                 )
                 print(batch.summary(), flush=True)
                 if not batch.results and not batch.skipped and not batch.refused:
@@ -183,7 +193,11 @@ def grade_with(args, course: Path, sandboxes) -> int:
     except PoolLost as error:
         print(f"error: {error}; run the same command again to grade the rest", file=sys.stderr)
         return 2
-    except ReferenceFailed as error:  # the lesson's own solution fails: nothing can be scored against it
+    except Exception as error:  # the lesson's own solution fails: nothing can be scored against it
+        from autograder.references import ReferenceFailed
+
+        if not isinstance(error, ReferenceFailed):
+            raise
         print(f"error: {error}; fix the lesson, then grade again", file=sys.stderr)
         return 2
     if failed:

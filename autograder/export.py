@@ -169,16 +169,25 @@ def _number(value: float | None) -> str:
     return f"{float(value):.4f}".rstrip("0").rstrip(".")
 
 
+def _inert(value):
+    """Text a spreadsheet shows as text: a cell that starts like a formula (a name or a student
+    id from an LMS download, such as ``=HYPERLINK(...)``) gets a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def _write(path: Path, header: list[str], rows: list[list] | list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         if rows and isinstance(rows[0], dict):
             writer = csv.DictWriter(handle, fieldnames=header, restval="")
             writer.writeheader()
+            writer.writerows({key: _inert(value) for key, value in row.items()} for row in rows)
         else:
             writer = csv.writer(handle)
             writer.writerow(header)
-        writer.writerows(rows)
+            writer.writerows([_inert(value) for value in row] for row in rows)
 
 
 def write_csv(grades: Grades, path: Path) -> Exported:

@@ -7,7 +7,6 @@ again: submissions whose result is already recorded for the same files are
 skipped, the rest are graded.
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -93,40 +92,6 @@ class Batch:
         if self.added:
             lines.append(f"{len(self.added)} added to the roster (not on it before): {', '.join(self.added)}")
         return "\n".join(lines)
-
-
-class CourseBusy(RuntimeError):
-    """Another grading run holds the course."""
-
-
-@contextlib.contextmanager
-def course_lock(course_dir: Path, assignments: list[str] | None = None, db_url: str | None = None):
-    """One grading run at a time: a second one is refused, not interleaved.
-
-    With SQLite (one writer at a time) the whole course is locked; with a database server
-    (PostgreSQL) each assignment is, so that graders of different assignments share it."""
-    import fcntl
-
-    if db_url is None or db_url.startswith("sqlite") or not assignments:
-        names = [".grading.lock"]
-    else:
-        names = [f".grading-{assignment}.lock" for assignment in sorted(set(assignments))]
-    with contextlib.ExitStack() as held:
-        for name in names:
-            handle = os.open(Path(course_dir) / name, os.O_RDWR | os.O_CREAT, 0o644)
-            held.callback(os.close, handle)
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "?"
-                what = "this course" if name == ".grading.lock" else f"{name[9:-5]} of this course"
-                raise CourseBusy(
-                    f"another `autograder grade` is running on {what} (pid {holder}); "
-                    "wait until it ends, then run this one again"
-                ) from None
-            os.ftruncate(handle, 0)
-            os.pwrite(handle, str(os.getpid()).encode(), 0)
-        yield
 
 
 class AssignmentUnknown(RuntimeError):
@@ -362,12 +327,14 @@ def grade_assignment(
     progress: Callable[[int, int, SubmissionResult | None], None] | None = None,
     unsafe: bool = False,
     sandboxes: WorkerPool | None = None,
+    reference_worker=None,
 ) -> Batch:
     """Grade every submission of ``assignment`` (or one student's) into the gradebook.
 
     Student code runs in bubblewrap sandboxes; without bubblewrap this raises
     SandboxUnavailable unless ``unsafe`` is set, which every result then records.
-    Pass ``sandboxes`` to share started workers between assignments.
+    Pass ``sandboxes`` to share started workers between assignments, and ``reference_worker``
+    (a sandbox for the instructor's notebook only) to keep one for reference runs.
 
     The gradebook (nbgrader: seconds to import) is opened beside the first jobs: results
     are shown as they come, and stored (``result.json``, then the gradebook) as soon as
@@ -397,6 +364,7 @@ def grade_assignment(
     jobs = Jobs(
         course_dir, assignment, templates, ignore_pattern, limits, unsafe, entries, batch, size, sandboxes
     )
+    jobs.reference_worker = reference_worker
     try:
         with ThreadPoolExecutor(size + 2) as pool:
             opening = pool.submit(_open_gradebook, course_dir, assignment, db_url, list(folders.values()))
@@ -439,6 +407,7 @@ class Jobs:
     size: int  # sandboxes
     sandboxes: WorkerPool | None = None  # started here, at the first job, if not given
     own_pool: bool = False
+    reference_worker: object = None  # a sandbox kept for reference runs (autograder.references)
 
     def run(self, pool, todo, unverified, opening: Future, db_url, allow_unknown, progress) -> None:
         queue, total = list(todo), len(todo)
@@ -451,7 +420,7 @@ class Jobs:
             nonlocal references
             if references is None:  # learnt once per assignment version (autograder.references)
                 args = (self.course_dir, self.assignment, self.templates, self.limits, self.unsafe)
-                references = pool.submit(ensure, *args)
+                references = pool.submit(ensure, *args, self.reference_worker)
             if queue and len(pending) < self.size:
                 if self.sandboxes is None:
                     self.sandboxes = WorkerPool(self.size, unsafe=self.unsafe, limits=self.limits)

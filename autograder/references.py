@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -76,14 +77,21 @@ def stored(course_dir: Path, assignment: str, source: Path) -> dict[str, list[di
     return data["cells"]
 
 
-def compute(template_nb, limits: Limits = DEFAULT_LIMITS, unsafe: bool = False) -> dict[str, list[dict]]:
-    """Run the instructor's notebook in a fresh sandbox; ``{test grade_id: [reference per check call]}``."""
-    worker = Worker(index=0, unsafe=unsafe, limits=limits)
+def compute(
+    template_nb, limits: Limits = DEFAULT_LIMITS, unsafe: bool = False, worker: Worker | None = None
+) -> dict[str, list[dict]]:
+    """Run the instructor's notebook in a sandbox of its own; ``{test grade_id: [reference per check
+    call]}``. That sandbox is started for it, or is ``worker``: one that runs reference jobs only
+    (a warm server keeps one), never a student's."""
+    own = worker is None
+    worker = worker or Worker(index=0, unsafe=unsafe, limits=limits)
     try:
-        worker.spawn()
+        if worker.process is None:
+            worker.spawn()
         run = run_in_sandbox(worker, notebooks.copy(template_nb), limits, mode="reference")
     finally:
-        worker.close()
+        if own:
+            worker.close()
     failing, cells = [], {}
     for index, cell in enumerate(run.nb.cells):
         meta = cell.metadata.get("nbgrader", {})
@@ -112,8 +120,21 @@ def ensure(
     templates: dict,
     limits: Limits = DEFAULT_LIMITS,
     unsafe: bool = False,
+    worker: Worker | None = None,
 ) -> dict[str, dict[str, list[dict]]]:
-    """``{notebook: {grade_id: references}}`` for an assignment, computed where missing or stale."""
+    """``{notebook: {grade_id: references}}`` for an assignment, computed where missing or stale
+    (in ``worker`` if given: see ``compute``). One thread at a time computes an assignment's."""
+    with _LOCKS_LOCK:
+        lock = _LOCKS.setdefault((str(Path(course_dir).resolve()), assignment), threading.Lock())
+    with lock:
+        return _ensure(course_dir, assignment, templates, limits, unsafe, worker)
+
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def _ensure(course_dir, assignment, templates, limits, unsafe, worker) -> dict[str, dict[str, list[dict]]]:
     result = {}
     for (name, _lang), template in sorted(templates.items()):
         if name in result:
@@ -122,7 +143,7 @@ def ensure(
         cells = stored(course_dir, assignment, source)
         if cells is None:
             try:
-                cells = compute(template.nb, limits, unsafe)
+                cells = compute(template.nb, limits, unsafe, worker)
             except ReferenceFailed as error:
                 raise ReferenceFailed(f"source/{assignment}/{name}.ipynb: {error}") from None
             path = path_for(course_dir, assignment, name)

@@ -112,7 +112,7 @@ def serve(
     Only one server runs per key (a lock held for its life); a second one exits at once."""
     import fcntl
 
-    from autograder.sandbox import WorkerPool, check_available
+    from autograder.sandbox import Worker, WorkerPool, check_available
 
     course = Path(course).resolve()
     key = server_key(course, workers, unsafe)
@@ -125,6 +125,8 @@ def serve(
     if not unsafe:
         check_available()
     sandboxes = WorkerPool(workers, unsafe=unsafe)  # first: the zygotes take longest to be ready
+    # a sandbox for the instructor's notebooks only (never a student's), started at its first job
+    reference = Worker(index=workers, unsafe=unsafe)
     loading = threading.Thread(target=__import__, args=("autograder.grade",), daemon=True)
     loading.start()
     with contextlib.suppress(FileNotFoundError):
@@ -135,6 +137,7 @@ def serve(
     listener.listen(4)
     paths["info"].write_text(json.dumps({"pid": os.getpid(), "course": str(course), "workers": workers}))
     state = {"busy": False, "stop": False}
+    prefetching = threading.Thread()
 
     def stop(*_):
         if not state["busy"]:
@@ -154,11 +157,17 @@ def serve(
                 state["busy"] = True
                 with connection:
                     loading.join()
-                    _handle(connection, course, sandboxes)
+                    _handle(connection, course, sandboxes, reference)
                 state["busy"] = False
+                if not prefetching.is_alive():  # the next commands find their references ready
+                    prefetching = threading.Thread(
+                        target=_prefetch, args=(course, unsafe, reference), daemon=True
+                    )
+                    prefetching.start()
     except _Stopped:
         pass
     finally:
+        reference.close()
         for name in ("socket", "info"):
             with contextlib.suppress(FileNotFoundError):
                 paths[name].unlink()
@@ -167,7 +176,19 @@ def serve(
     return 0
 
 
-def _handle(connection: socket.socket, course: Path, sandboxes) -> None:
+def _prefetch(course: Path, unsafe: bool, reference) -> None:
+    """While the server waits: the references of every assignment of the course, where missing
+    (a lesson whose solution fails is reported by the command that grades it, not here)."""
+    from autograder.grade import load_templates
+    from autograder.notebooks import assignments
+    from autograder.references import ensure
+
+    for assignment in assignments(course):
+        with contextlib.suppress(Exception):
+            ensure(course, assignment, load_templates(course, assignment), unsafe=unsafe, worker=reference)
+
+
+def _handle(connection: socket.socket, course: Path, sandboxes, reference) -> None:
     from autograder import cli
 
     connection.settimeout(None)
@@ -188,7 +209,7 @@ def _handle(connection: socket.socket, course: Path, sandboxes) -> None:
                 print("error: this server grades only its own course", file=sys.stderr)
                 status = 2
             else:
-                status = cli.grade_with(args, course, sandboxes)
+                status = cli.grade_with(args, course, sandboxes, reference)
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else 2
     except (BrokenPipeError, ConnectionError):

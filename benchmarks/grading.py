@@ -233,6 +233,7 @@ def main() -> int:
 def per_assignment(args, venv_bin: Path) -> int:
     """As instructors grade: one command per assignment, each with ``--students`` submissions;
     then one student regraded per assignment. Both graders on the same files."""
+    import json
     import statistics
 
     from autograder import server
@@ -255,7 +256,7 @@ def per_assignment(args, venv_bin: Path) -> int:
         print(f"machine: {machine()}")
         print(f"submissions: {len(written)} notebooks ({args.students} students x {len(lessons)} lessons)")
         print("each grader: one command per assignment, one after the other, on the same files\n")
-        nbgrader, autograder = {}, {}
+        nbgrader, autograder, per_job = {}, {}, {}
         for lesson in lessons:
             nbgrader[lesson] = measure([[str(venv_bin / "nbgrader"), "autograde", lesson, "--force"]], plain)
         grade = [sys.executable, "-m", "autograder", "grade"]
@@ -265,7 +266,10 @@ def per_assignment(args, venv_bin: Path) -> int:
                 autograder[lesson] = measure(
                     [[*grade, lesson, *workers]], ours, ours / "autograded", env=env, servers=servers
                 )
-                for result in (ours / "autograded").glob("*/*/result.json"):
+                results = list((ours / "autograded").glob(f"*/{lesson}/result.json"))
+                # seconds from the job's start to its score, in a worker
+                per_job[lesson] = statistics.median(json.loads(r.read_text())["seconds"] for r in results)
+                for result in results:
                     result.rename(result.with_name("result.first.json"))  # the next command's first result
             for result in (ours / "autograded").glob("*/*/result.first.json"):
                 result.rename(result.with_name("result.json"))
@@ -324,13 +328,17 @@ def per_assignment(args, venv_bin: Path) -> int:
         shares = [regrade_ours[a]["wall"] / regrade_plain[a]["wall"] for a in lessons]
         print(f"median share of nbgrader's time: {statistics.median(shares):.2f}")
         print(
-            f"\nper notebook, per worker ({args.workers} workers), against the notebook's own compute "
-            "in a warm process (solution, median of 3):"
+            f"\nper notebook, per worker ({args.workers} workers): the command's wall time x workers / "
+            "notebooks, and the median job (assemble, run in a sandbox, score; from result.json), against "
+            "the notebook's own compute in a warm process (the solution, median of 3):"
         )
-        print(f"{'':24}{'cost s':>8}{'compute s':>11}{'ratio':>8}")
+        print(f"{'':24}{'command s':>10}{'job s':>8}{'compute s':>11}{'job / compute':>15}")
         for lesson in lessons:
             cost = autograder[lesson]["wall"] * args.workers / count
-            print(f"{lesson:<24}{cost:>8.2f}{compute[lesson]:>11.2f}{cost / compute[lesson]:>7.1f}x")
+            job = per_job[lesson]
+            print(
+                f"{lesson:<24}{cost:>10.2f}{job:>8.2f}{compute[lesson]:>11.2f}{job / compute[lesson]:>14.1f}x"
+            )
         differing = sorted(k for k in expected if expected[k] != got.get(k))
         print(f"\nscores compared: {len(expected)} test cells; differing: {len(differing)}")
         for key in differing[:20]:

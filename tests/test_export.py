@@ -235,3 +235,15 @@ def test_report_lists_each_failing_check_once_in_english(course, tmp_path):
     assert "различаются" not in page and "по-русски" not in page  # one language: English
     shown = page.split("grad_sum_squares([1, 2]): word000", 1)[1].split("</td>", 1)[0]
     assert shown.endswith(" …") and all(w.startswith("word") and len(w) == 7 for w in shown[:-2].split())
+
+
+def test_text_that_starts_like_a_formula_is_kept_as_text(course):
+    """An LMS download can name a student `=HYPERLINK(...)`: a spreadsheet must not run it."""
+    assert main(["--course-dir", str(course), "roster", "add", "ann", "--first-name", "=1+2"]) == 0
+    graded(course, "@evil")
+    for layout, name in (("csv", "autograder-grades.csv"), ("moodle", "moodle-grades.csv")):
+        assert main(["--course-dir", str(course), "export", "--format", layout]) == 0
+        cells = [cell for row in read_csv(course / name) for cell in row]
+        assert not [cell for cell in cells if cell[:1] in ("=", "+", "@")], layout
+    assert "'=1+2" in [cell for row in read_csv(course / "moodle-grades.csv") for cell in row]
+    assert "'@evil" in [cell for row in read_csv(course / "autograder-grades.csv") for cell in row]

@@ -23,7 +23,8 @@ from test_pipeline import CLASS, EXPECTED, write_lms_folder
 from autograder.cli import main as autograder
 from autograder.collect import collect
 from autograder.config import GradebookURLError, gradebook_url, load_config
-from autograder.grade import CourseBusy, course_lock, grade_assignment
+from autograder.grade import grade_assignment
+from autograder.lock import CourseBusy, course_lock
 from autograder.release import release
 from autograder.sandbox import WorkerPool
 

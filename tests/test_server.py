@@ -17,7 +17,8 @@ from test_pipeline import EXPECTED, write_lms_folder
 
 from autograder import server
 from autograder.collect import collect
-from autograder.grade import course_lock, read_result
+from autograder.grade import read_result
+from autograder.lock import course_lock
 
 pytestmark = pytest.mark.skipif(
     server.os.geteuid() != 0 and not Path("/usr/bin/bwrap").exists(), reason="needs bubblewrap"
@@ -121,7 +122,7 @@ def test_ctrl_c_is_one_line_and_the_next_run_finishes(graded_class, runtime):
 def test_a_second_grade_on_a_busy_course_is_refused(graded_class):
     with course_lock(graded_class):
         done = grade(graded_class, keep_warm="0")
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr
     assert f"another `autograder grade` is running on this course (pid {os.getpid()})" in done.stderr
     assert read_result(graded_class, "ann", ASSIGNMENT) is None  # nothing was graded
 

@@ -1,15 +1,12 @@
 """One source notebook, one release per language.
 
 Prose cells are tagged ``lang-en`` / ``lang-ru``; everything else is shared.
-:class:`SelectLanguage` is an nbgrader preprocessor that keeps one language's
+:class:`autograder.preprocessors.SelectLanguage` is an nbgrader preprocessor that keeps one language's
 prose and points the setup cell at that language, so ``nbgrader
 generate_assignment`` itself produces a one-language release.
 """
 
 import re
-
-from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Unicode, validate
 
 from autograder import LANGUAGES
 
@@ -62,30 +59,3 @@ def select_language(nb, language: str):
     nb.cells = cells
     nb.metadata["course"] = {"language": language}
     return nb
-
-
-class SelectLanguage(NbGraderPreprocessor):
-    """nbgrader preprocessor: keep one language of a bilingual source notebook."""
-
-    language = Unicode("en", help="Language of the generated notebooks: en or ru").tag(config=True)
-
-    @validate("language")
-    def _check_language(self, proposal):
-        if proposal["value"] not in LANGUAGES:
-            raise ValueError(f"SelectLanguage.language must be one of {LANGUAGES}")
-        return proposal["value"]
-
-    def preprocess(self, nb, resources):
-        return select_language(nb, self.language), resources
-
-
-class AnswerStub(NbGraderPreprocessor):
-    """nbgrader preprocessor (autograde): a written answer left as another language's stub reads as
-    the stub the gradebook knows, so that nbgrader scores it blank (0) rather than sending it to a person."""
-
-    def preprocess_cell(self, cell, resources, index):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
-            if cell.source.strip() in ANSWER_STUBS.values():
-                cell.source = ANSWER_STUBS["en"]
-        return cell, resources

@@ -174,3 +174,28 @@ def test_a_plain_nbgrader_autograde_is_noticed_said_and_graded_again(toy_course)
     again = grade_assignment(toy_course, ASSIGNMENT)
     assert [r.student for r in again.results] == ["boris"] and again.skipped == ["ann"]
     assert read_result(toy_course, "boris", ASSIGNMENT).score == 1
+
+
+def test_hand_scores_stay_graded_and_a_gradebook_changed_elsewhere_is_graded_again(toy_course):
+    from nbgrader.api import Gradebook
+
+    submit(toy_course, "ann", "en", {"square": SQUARE, "grad": GRAD}, WRITTEN)
+    submit(toy_course, "boris", "ru", {"square": SQUARE}, None)
+    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    formgrader_puts(toy_course, "ann", "why", "2", "Good.")
+    url = f"sqlite:///{toy_course / 'gradebook.db'}"
+
+    again = grade_assignment(toy_course, ASSIGNMENT, force=True, workers=2)
+    assert sorted(r.student for r in again.results) == ["ann", "boris"]
+    with Gradebook(url) as gb:
+        why = gb.find_grade("why", NOTEBOOK, ASSIGNMENT, "ann")
+        assert why.manual_score == 2 and not why.needs_manual_grade  # not waiting for a person again
+        gb.find_grade("square_test", NOTEBOOK, ASSIGNMENT, "boris").auto_score = 0.0  # another tool
+        gb.db.commit()
+
+    later = grade_assignment(toy_course, ASSIGNMENT)
+    assert later.skipped == ["ann"] and later.regraded == ["boris"]
+    assert [r.student for r in later.results] == ["boris"]
+    assert "1 graded again: the gradebook no longer held their autograder result" in later.summary()
+    with Gradebook(url) as gb:
+        assert gb.find_grade("square_test", NOTEBOOK, ASSIGNMENT, "boris").auto_score == 1.0

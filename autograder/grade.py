@@ -367,8 +367,12 @@ def grade_assignment(
     jobs.reference_worker = reference_worker
     try:
         with ThreadPoolExecutor(size + 2) as pool:
-            opening = pool.submit(_open_gradebook, course_dir, assignment, db_url, list(folders.values()))
+
+            def opening() -> Future:
+                return pool.submit(_open_gradebook, course_dir, assignment, db_url, list(folders.values()))
+
             if not allow_unknown:  # the roster decides who is graded at all
+                opening = opening()
                 roster = opening.result()[0]
                 for name in [n for n in [*todo, *unverified] if n not in roster]:
                     if name in todo:
@@ -409,7 +413,10 @@ class Jobs:
     own_pool: bool = False
     reference_worker: object = None  # a sandbox kept for reference runs (autograder.references)
 
-    def run(self, pool, todo, unverified, opening: Future, db_url, allow_unknown, progress) -> None:
+    def run(self, pool, todo, unverified, opening, db_url, allow_unknown, progress) -> None:
+        """``opening``: the gradebook's future, or a function that submits it; then it is submitted
+        once the first result is shown (or at once with nothing to run), so that nbgrader's
+        import does not compete with the first job for the CPU."""
         queue, total = list(todo), len(todo)
         pending: dict[Future, str] = {}
         shown: list[SubmissionResult] = []  # shown, not yet stored
@@ -437,7 +444,9 @@ class Jobs:
             while pending or unverified or shown:
                 watched = [*pending]
                 watched += [] if references is None or references.done() else [references]
-                watched += [] if opening.done() else [opening]
+                if callable(opening) and (shown or not pending):
+                    opening = opening()
+                watched += [] if callable(opening) or opening.done() else [opening]
                 wait(watched, return_when=FIRST_COMPLETED)
                 if references is not None and references.done() and references.exception() is not None:
                     raise references.exception()
@@ -450,7 +459,7 @@ class Jobs:
                     if progress:
                         progress(len(self.batch.results) + len(shown), total, result)
                     submit_next()
-                if not opening.done():
+                if callable(opening) or not opening.done():
                     continue  # results are shown; they are stored once the gradebook is open
                 roster, stamps = opening.result()
                 if gb is None:
@@ -467,6 +476,8 @@ class Jobs:
                 while shown:
                     result = shown.pop(0)
                     self._store(result, roster, stamps, gb, allow_unknown)
+            if callable(opening):  # nothing was submitted: the assignment is still registered
+                opening().result()
         except BaseException:
             for future in pending:
                 future.cancel()

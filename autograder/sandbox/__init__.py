@@ -47,7 +47,7 @@ UID_LOCKS = (
     if os.path.isdir("/run/lock")
     else os.path.join(tempfile.gettempdir(), "autograder-uids")
 )
-FIRST_WORKER_HEAD_START_S = 2.0
+FIRST_WORKER_HEAD_START_S = 5.0
 STARTUP_SECONDS = 120
 GRACE_SECONDS = 10.0  # the zygote's own timers fire first; the grader's end what they could not
 TMPFS_BYTES = {"/tmp": 128 * 2**20, "/scratch": 256 * 2**20, "/dev/shm": 64 * 2**20}
@@ -95,12 +95,11 @@ def bwrap_path() -> str | None:
 
 def _read_only_paths() -> list[str]:
     """What the sandbox may read: the system, the Python installation, the two packages."""
-    import autograder
-    import course
+    from importlib.util import find_spec  # where the packages are, without importing them (torch)
 
     paths = ["/usr", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives"]
     paths += [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))]
-    paths += [os.path.dirname(autograder.__file__), os.path.dirname(course.__file__)]
+    paths += [os.path.dirname(find_spec(package).origin) for package in ("autograder", "course")]
     paths += [p for p in sys.path if p.endswith("site-packages")]
     seen, unique = set(), []
     for path in paths:
@@ -386,6 +385,7 @@ class Worker:
         self.reader: protocol.FrameReader | None = None
         self.ready = False
         self.spawned = threading.Event()
+        self.started = threading.Event()  # its zygote said it is ready
         self.lock = threading.Lock()
         self.staging = staging_folder()
         os.chmod(self.staging, 0o755)
@@ -461,6 +461,7 @@ class Worker:
                     f"the sandboxed worker did not start ({why or 'no answer'}). {INSTALL_HINT}"
                 )
             self.ready = True
+            self.started.set()
             if self.cgroup is not None:  # from now on: what the zygote holds, plus the job's limit
                 self.cgroup.limit(self.cgroup.usage() + self.memory_limit)
 
@@ -600,8 +601,8 @@ class WorkerPool:
                 if self._closing.is_set():
                     return
                 worker.spawn()
-            if number == 0 and len(self.workers) > 1:
-                self._closing.wait(FIRST_WORKER_HEAD_START_S)
+            if number == 0 and len(self.workers) > 1:  # until it is ready, or its head start is over
+                worker.started.wait(FIRST_WORKER_HEAD_START_S)
 
     def run(self, cells: list[dict], limits: Limits = DEFAULT_LIMITS, mode: str = "graded") -> RunEvents:
         worker = self.free.get()

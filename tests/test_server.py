@@ -104,7 +104,13 @@ def test_ctrl_c_is_one_line_and_the_next_run_finishes(graded_class, runtime):
     environment = dict(os.environ, AUTOGRADER_KEEP_WARM="60")
     command = [sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--course-dir", str(graded_class)]
     client = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        # Ctrl-C as on a terminal: a shell's background job (CI) starts with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # a first result is shown while ann's job still sleeps: the run is in progress
     first = client.stderr.readline()

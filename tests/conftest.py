@@ -6,6 +6,7 @@ so tests can grade many submissions and know every score exactly.
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import nbformat
@@ -130,6 +131,16 @@ def toy_source_notebook():
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     nbformat.validate(nb)
     return nb
+
+
+def wait_for(condition, seconds: float = 60.0) -> bool:
+    """Whether ``condition()`` became true within ``seconds`` (polled every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENT, NOTEBOOK
+from conftest import ASSIGNMENT, NOTEBOOK, wait_for
 from test_pipeline import EXPECTED, write_lms_folder
 
 from autograder import notebooks
@@ -100,15 +99,6 @@ def scores(course: Path) -> dict:
 def submissions_in_gradebook(course: Path) -> list[str]:
     with sqlite3.connect(course / "gradebook.db") as db:
         return sorted(s for (s,) in db.execute("select student_id from submitted_assignment"))
-
-
-def wait_for(condition, seconds: float = 60.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_cluster_grades_exactly_as_local_grading(graded_class, cluster):

@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ASSIGNMENT
+from conftest import ASSIGNMENT, wait_for
 from test_pipeline import EXPECTED, write_lms_folder
 
 from autograder import server
@@ -49,15 +48,6 @@ def grade(course: Path, *extra: str, keep_warm: str = "60", **kwargs) -> subproc
     environment = dict(os.environ, AUTOGRADER_KEEP_WARM=keep_warm)
     command = [sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--course-dir", str(course), *extra]
     return subprocess.run(command, capture_output=True, text=True, env=environment, **kwargs)
-
-
-def wait_for(condition, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def scores(course: Path) -> dict:

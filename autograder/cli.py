@@ -87,8 +87,8 @@ def cmd_grade(args) -> int:
     address = args.cluster or os.environ.get("AUTOGRADER_CLUSTER")
     try:
         if address and count:  # each notebook a Dask task; Dask is imported only here
-            from autograder.cluster import ClusterPool
-            from autograder.sandbox import PoolLost
+            from autograder.grading.cluster import ClusterPool
+            from autograder.grading.sandbox import PoolLost
 
             try:
                 sandboxes = ClusterPool(address, args.workers, args.unsafe_no_sandbox)
@@ -100,7 +100,7 @@ def cmd_grade(args) -> int:
             finally:
                 sandboxes.close()
         if args.keep_warm > 0 and count:
-            from autograder import server
+            from autograder.grading import server
 
             workers = args.workers or os.cpu_count() or 1
             try:
@@ -120,10 +120,10 @@ def cmd_grade(args) -> int:
 def _grade_here(args, course: Path, workers: int) -> int:
     import threading
 
-    from autograder.sandbox import SandboxUnavailable, WorkerPool, check_available
+    from autograder.grading.sandbox import SandboxUnavailable, WorkerPool, check_available
 
     # The grader's own imports (nbgrader, torch: seconds) load while the sandboxes start.
-    loading = threading.Thread(target=__import__, args=("autograder.grade",), daemon=True)
+    loading = threading.Thread(target=__import__, args=("autograder.grading.grade",), daemon=True)
     loading.start()
     try:
         if not args.unsafe_no_sandbox:
@@ -142,8 +142,8 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
     a function that starts them once the course is locked (closed at the end); ``loading``: a
     thread importing the grader, joined before its first use."""
     from autograder.config import GradebookURLError, gradebook_url, load_config
-    from autograder.lock import CourseBusy, course_lock
-    from autograder.sandbox import Limits, PoolLost, SandboxUnavailable
+    from autograder.grading.lock import CourseBusy, course_lock
+    from autograder.grading.sandbox import Limits, PoolLost, SandboxUnavailable
 
     limits = Limits(
         cell_seconds=args.cell_timeout,
@@ -160,7 +160,7 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
                 sandboxes = started.enter_context(sandboxes())
             if loading is not None:
                 loading.join()
-            from autograder.grade import grade_assignment, progress_bar
+            from autograder.grading.grade import grade_assignment, progress_bar
 
             for assignment in args.assignment:
                 if len(args.assignment) > 1:
@@ -194,7 +194,7 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
         print(f"error: {error}; run the same command again to grade the rest", file=sys.stderr)
         return 2
     except Exception as error:  # the lesson's own solution fails: nothing can be scored against it
-        from autograder.references import ReferenceFailed
+        from autograder.grading.references import ReferenceFailed
 
         if not isinstance(error, ReferenceFailed):
             raise
@@ -210,7 +210,7 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
 
 
 def cmd_serve(args) -> int:
-    from autograder import server
+    from autograder.grading import server
 
     course = _course_dir(args)
     if args.stop:
@@ -318,7 +318,7 @@ def cmd_roster(args) -> int:
 
 
 def server_idle_default() -> float:
-    from autograder.server import DEFAULT_IDLE_SECONDS
+    from autograder.grading.server import DEFAULT_IDLE_SECONDS
 
     return DEFAULT_IDLE_SECONDS
 

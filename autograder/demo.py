@@ -15,10 +15,10 @@ from pathlib import Path
 from autograder.collect import collect
 from autograder.export import DEFAULT_FILES, export_csv
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grade import grade_assignment, progress_bar, read_result
+from autograder.grading.grade import grade_assignment, progress_bar, read_result
+from autograder.grading.sandbox import WorkerPool, check_available
 from autograder.release import assignments, release
 from autograder.report import write_report
-from autograder.sandbox import WorkerPool, check_available
 from autograder.synthetic import roster, write_class
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from nbgrader.api import MissingEntry
 
 from autograder import notebooks
-from autograder.grade import RESULT_FILE, read_result
+from autograder.grading.grade import RESULT_FILE, read_result
 from autograder.roster import gradebook
 
 FORMATS = ("csv", "moodle", "canvas")

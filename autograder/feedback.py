@@ -19,9 +19,9 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from autograder.config import gradebook_url, load_config
-from autograder.grade import SubmissionResult, load_templates, read_result
+from autograder.grading.grade import SubmissionResult, load_templates, read_result
+from autograder.grading.submission import Template
 from autograder.messages import text
-from autograder.submission import Template
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #1f2933; }
@@ -207,7 +207,7 @@ def without_result(course_dir: Path, assignment: str, student: str | None = None
     """Students who submitted ``assignment`` but have no autograder result for the files they
     submitted: never graded, resubmitted since, or their ``autograded/`` folder replaced (a plain
     ``nbgrader autograde --force`` deletes ``result.json``). They get no page until graded."""
-    from autograder.grade import digest, submission_paths
+    from autograder.grading.grade import digest, submission_paths
 
     course_dir = Path(course_dir).resolve()
     templates = load_templates(course_dir, assignment)

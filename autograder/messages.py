@@ -52,7 +52,7 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-# Why a run stopped: the codes of autograder.protocol.STOP_REASONS.
+# Why a run stopped: the codes of autograder.grading.protocol.STOP_REASONS.
 STOP_REASONS: dict[str, dict[str, str]] = {
     "cell_time": {"en": "a cell ran past the time limit", "ru": "ячейка превысила лимит времени"},
     "notebook_time": {

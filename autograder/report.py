@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from autograder.grade import SubmissionResult, read_result
+from autograder.grading.grade import SubmissionResult, read_result
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; color: #1f2933; }

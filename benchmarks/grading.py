@@ -236,7 +236,7 @@ def per_assignment(args, venv_bin: Path) -> int:
     import json
     import statistics
 
-    from autograder import server
+    from autograder.grading import server
 
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as scratch:
         scratch = Path(scratch)
@@ -354,7 +354,7 @@ WARM_COMPUTE = """
 import json, os, statistics, sys, time
 os.environ["OMP_NUM_THREADS"] = "1"
 from autograder import notebooks
-from autograder.sandbox import zygote
+from autograder.grading.sandbox import zygote
 zygote.preimport()
 zygote.warm_up()
 import matplotlib.pyplot as plt

@@ -23,8 +23,8 @@ from adversarial.corpus import CANARY, CHEATS, HELD_BYTES, MALFORMED, SURVIVOR_F
 
 from autograder import notebooks
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grade import read_result
-from autograder.sandbox import Limits
+from autograder.grading.grade import read_result
+from autograder.grading.sandbox import Limits
 from autograder.synthetic import answered, break_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,8 +86,8 @@ def markers_in(text: str) -> list[str]:
 GRADE_SCRIPT = """
 import json, sys
 from pathlib import Path
-from autograder.grade import grade_assignment
-from autograder.sandbox import Limits
+from autograder.grading.grade import grade_assignment
+from autograder.grading.sandbox import Limits
 course, assignment, workers, limits, student = sys.argv[1:6]
 limits = Limits(**json.loads(limits))
 batch = grade_assignment(

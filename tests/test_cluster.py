@@ -17,7 +17,7 @@ from test_pipeline import EXPECTED, write_lms_folder
 
 from autograder import notebooks
 from autograder.collect import collect
-from autograder.grade import read_result
+from autograder.grading.grade import read_result
 
 DASK = Path(sys.executable).parent / "dask"
 

@@ -15,9 +15,9 @@ from nbgrader.api import Gradebook
 from autograder import roster
 from autograder.cli import main
 from autograder.export import CANVAS_IDENTITY, MOODLE_IDENTITY, export, gather
-from autograder.grade import SubmissionResult, load_templates, record, write_result
+from autograder.grading.grade import SubmissionResult, load_templates, record, write_result
+from autograder.grading.score import CellResult
 from autograder.report import failures_by_check, load_results, write_report
-from autograder.score import CellResult
 
 ROSTER = """\ufeffid,first_name,last_name,email,favourite_colour
 ann, Ann ,Lee,ann@example.org,green

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import notebooks, protocol
-from autograder.testcells import CHECKS, TestCellError, lint, rewrite, sites, split_reference
+from autograder import notebooks
+from autograder.grading import protocol
+from autograder.grading.testcells import CHECKS, TestCellError, lint, rewrite, sites, split_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "source").glob("*/*.ipynb"))
@@ -268,9 +269,9 @@ def test_protocol_refuses_frames_over_the_limit_and_bad_json():
 def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path, monkeypatch):
     from test_pipeline import write_lms_folder
 
-    from autograder import references
     from autograder.collect import collect
-    from autograder.grade import grade_assignment
+    from autograder.grading import references
+    from autograder.grading.grade import grade_assignment
 
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, "toy", tmp_path / "lms")

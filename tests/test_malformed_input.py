@@ -1,7 +1,7 @@
 """No byte of a submission crashes the grader: every damaged file is graded or refused with a reason.
 
-Covers reading a submitted notebook (``autograder.submission``), its ``timestamp.txt``
-(``autograder.grade.submission_time``) and bringing a download in (``autograder.collect``).
+Covers reading a submitted notebook (``autograder.grading.submission``), its ``timestamp.txt``
+(``autograder.grading.grade.submission_time``) and bringing a download in (``autograder.collect``).
 Fast and without a sandbox: nothing here runs a notebook.
 """
 
@@ -20,8 +20,8 @@ from nbgrader.utils import parse_utc
 
 from autograder import notebooks
 from autograder.collect import collect
-from autograder.grade import submission_time
-from autograder.submission import (
+from autograder.grading.grade import submission_time
+from autograder.grading.submission import (
     InvalidSubmission,
     answer_cells,
     assemble,

@@ -3,10 +3,10 @@
 import torch
 from test_pipeline import write_lms_folder
 
-from autograder import verify
 from autograder.collect import collect
 from autograder.feedback import FEEDBACK_DIR, plain_title, write_feedback
-from autograder.grade import grade_assignment
+from autograder.grading import verify
+from autograder.grading.grade import grade_assignment
 from course import CheckFailed, check_scalar, check_tensor, check_type, set_language
 from course.checks import type_name
 
@@ -142,7 +142,7 @@ def test_a_written_answer_graded_in_formgrader_shows_its_score_and_comment(toy_c
 def test_an_exception_is_named_and_explained_only_in_the_graders_words():
     from nbformat import from_dict
 
-    from autograder.score import _reason
+    from autograder.grading.score import _reason
 
     def cell(ename, evalue):
         return from_dict(

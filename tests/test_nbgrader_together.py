@@ -10,7 +10,7 @@ from test_pipeline import GRAD, WRITTEN, submission
 
 from autograder import notebooks
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grade import grade_assignment, read_result
+from autograder.grading.grade import grade_assignment, read_result
 
 SQUARE = "def square(x):\n    return x * x"
 

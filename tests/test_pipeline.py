@@ -16,7 +16,7 @@ from autograder import notebooks
 from autograder.collect import collect, parse_name
 from autograder.export import export_csv
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grade import grade_assignment, read_result
+from autograder.grading.grade import grade_assignment, read_result
 from autograder.report import write_report
 from autograder.synthetic import break_file
 
@@ -182,7 +182,7 @@ def test_grading_again_gives_the_same_scores_and_no_duplicate_rows(toy_course, t
 
 KILLED_AFTER_THREE = """
 import os, signal, sys
-import autograder.grade as grade
+import autograder.grading.grade as grade
 written, real = [], grade.write_result
 def write_result(course_dir, result):
     real(course_dir, result)
@@ -336,7 +336,7 @@ def test_a_folder_that_is_not_a_course_is_a_clear_error(tmp_path):
 
 
 def test_grading_refuses_without_a_sandbox_and_says_how_to_get_one(toy_course, monkeypatch):
-    import autograder.sandbox as sandbox
+    import autograder.grading.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "bwrap_path", lambda: None)
     with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):

@@ -23,10 +23,10 @@ from test_pipeline import CLASS, EXPECTED, write_lms_folder
 from autograder.cli import main as autograder
 from autograder.collect import collect
 from autograder.config import GradebookURLError, gradebook_url, load_config
-from autograder.grade import grade_assignment
-from autograder.lock import CourseBusy, course_lock
+from autograder.grading.grade import grade_assignment
+from autograder.grading.lock import CourseBusy, course_lock
+from autograder.grading.sandbox import WorkerPool
 from autograder.release import release
-from autograder.sandbox import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]
 SECOND = "toy_two"  # a second assignment: the toy one under another name

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from autograder.sandbox import (
+from autograder.grading.sandbox import (
     GRACE_SECONDS,
     UID_LOCKS,
     Limits,
@@ -217,7 +217,7 @@ def test_staging_folders_of_killed_graders_are_removed_by_the_next(tmp_path, mon
     import subprocess
     import tempfile
 
-    import autograder.sandbox as sandbox
+    import autograder.grading.sandbox as sandbox
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.Popen(["true"])

@@ -14,10 +14,10 @@ import pytest
 from conftest import ASSIGNMENT, wait_for
 from test_pipeline import EXPECTED, write_lms_folder
 
-from autograder import server
 from autograder.collect import collect
-from autograder.grade import read_result
-from autograder.lock import course_lock
+from autograder.grading import server
+from autograder.grading.grade import read_result
+from autograder.grading.lock import course_lock
 
 pytestmark = pytest.mark.skipif(
     server.os.geteuid() != 0 and not Path("/usr/bin/bwrap").exists(), reason="needs bubblewrap"

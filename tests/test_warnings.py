@@ -6,7 +6,7 @@ import pytest
 from conftest import ASSIGNMENT, NOTEBOOK, toy_source_notebook
 
 from autograder import notebooks
-from autograder.grade import grade_assignment, read_result
+from autograder.grading.grade import grade_assignment, read_result
 from autograder.nbgrader_autograde import autograde, prepare_course
 from autograder.release import release
 from autograder.synthetic import answered

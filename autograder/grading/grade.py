@@ -22,12 +22,19 @@ from pathlib import Path
 
 from autograder import LANGUAGES, notebooks
 from autograder.config import gradebook_url, load_config
+from autograder.grading.references import ensure
+from autograder.grading.run import run_in_sandbox
+from autograder.grading.sandbox import DEFAULT_LIMITS, Limits, PoolLost, WorkerPool, check_available
+from autograder.grading.score import CellResult, score_run
+from autograder.grading.submission import (
+    InvalidSubmission,
+    Template,
+    assemble,
+    build_template,
+    detect_language,
+    load,
+)
 from autograder.messages import stop_reason
-from autograder.references import ensure
-from autograder.run import run_in_sandbox
-from autograder.sandbox import DEFAULT_LIMITS, Limits, PoolLost, WorkerPool, check_available
-from autograder.score import CellResult, score_run
-from autograder.submission import InvalidSubmission, Template, assemble, build_template, detect_language, load
 
 RESULT_FILE = "result.json"
 
@@ -176,7 +183,7 @@ def grade_one(
 ) -> SubmissionResult:
     """Grade one student's folder; never raises for anything the student did.
 
-    ``references`` (learnt from the instructor's solution, ``autograder.references``) may
+    ``references`` (learnt from the instructor's solution, ``autograder.grading.references``) may
     still be computing in a sandbox of its own: it is needed only to score, after this
     submission has run.
     """
@@ -411,7 +418,7 @@ class Jobs:
     size: int  # sandboxes
     sandboxes: WorkerPool | None = None  # started here, at the first job, if not given
     own_pool: bool = False
-    reference_worker: object = None  # a sandbox kept for reference runs (autograder.references)
+    reference_worker: object = None  # a sandbox kept for reference runs (autograder.grading.references)
 
     def run(self, pool, todo, unverified, opening, db_url, allow_unknown, progress) -> None:
         """``opening``: the gradebook's future, or a function that submits it; then it is submitted
@@ -425,7 +432,7 @@ class Jobs:
 
         def submit_next() -> None:
             nonlocal references
-            if references is None:  # learnt once per assignment version (autograder.references)
+            if references is None:  # learnt once per assignment version (autograder.grading.references)
                 args = (self.course_dir, self.assignment, self.templates, self.limits, self.unsafe)
                 references = pool.submit(ensure, *args, self.reference_worker)
             if queue and len(pending) < self.size:

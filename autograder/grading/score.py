@@ -3,7 +3,7 @@
 A test cell scores its points when it ran to the end with no error and
 nothing on stderr (nbgrader's rule; library warnings excepted, as configured
 with ``IgnorePattern``), and every value its checks were given matches the
-reference (``autograder.verify``); otherwise 0. A cell that never ran because
+reference (``autograder.grading.verify``); otherwise 0. A cell that never ran because
 a limit stopped the notebook scores 0. Every reason is written here from the
 catalogue (``autograder.messages``): the only words that come from the run
 are the names of builtin exceptions.
@@ -13,11 +13,11 @@ import builtins
 import re
 from dataclasses import dataclass
 
+from autograder.grading.run import Run
+from autograder.grading.submission import Assembled, Template
+from autograder.grading.verify import MISMATCH, cell_matches, explain
 from autograder.language import ANSWER_STUBS
 from autograder.messages import known_error, stop_reason, text
-from autograder.run import Run
-from autograder.submission import Assembled, Template
-from autograder.verify import MISMATCH, cell_matches, explain
 
 BLANK_ANSWERS = frozenset(ANSWER_STUBS.values())
 # The exception names a reason may repeat: Python's own, and nothing a notebook can define.

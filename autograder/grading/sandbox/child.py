@@ -1,6 +1,6 @@
 """Inside the sandbox, in the forked child: run a notebook's cells and report them.
 
-Test cells arrive rewritten by the grader (``autograder.testcells``). In a
+Test cells arrive rewritten by the grader (``autograder.grading.testcells``). In a
 student's notebook (graded mode) a test cell holds no expected value: each
 check call became ``__report__(site, kind, value)``, which sends the value the
 check would have been given. In the instructor's notebook (reference mode),
@@ -129,7 +129,7 @@ def _build():
         return dump(_repr(obj))
 
     def make_sender(fd, job):
-        """Frames of the protocol (``autograder.protocol``), each naming this job."""
+        """Frames of the protocol (``autograder.grading.protocol``), each naming this job."""
 
         def send(message):
             message["job"] = job

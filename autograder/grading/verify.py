@@ -1,9 +1,9 @@
 """The grader's own judgement of test cells: the student's values against the references.
 
 In a graded run each check site of a test cell reports only the value it was
-given (``autograder.testcells``); the references hold, per site, what the
+given (``autograder.grading.testcells``); the references hold, per site, what the
 check compares with, learnt from the instructor's solution in a sandbox of its
-own (``autograder.references``). Here, in the grader's process, where no
+own (``autograder.grading.references``). Here, in the grader's process, where no
 student code ever runs, each reported value is decoded into a fresh plain
 tensor or number and compared with the course checks themselves, with the
 check's own options. A test cell passes only if every check call of the

@@ -7,7 +7,7 @@ the time limits. After every job, every other process in the sandbox is
 killed and the scratch folders are emptied, so nothing of one submission
 meets the next. It never runs student code itself.
 
-It speaks ``autograder.protocol`` on stdin/stdout, and checks every message
+It speaks ``autograder.grading.protocol`` on stdin/stdout, and checks every message
 of the child with it: a message of another job, or malformed, stops the job.
 The grader keeps its own clock as well, and kills the whole sandbox if this
 process stops answering.
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from autograder import protocol
+from autograder.grading import protocol
 
 PR_SET_DUMPABLE = 4
 CRASH_STATUS = 70  # the runner itself failed in the child
@@ -47,7 +47,7 @@ def preimport() -> None:
         "torch",
         "course",
         "course.plotting",
-        "autograder.sandbox.child",
+        "autograder.grading.sandbox.child",
     ):
         importlib.import_module(module)
 
@@ -127,7 +127,7 @@ def child_main(job: dict, write_fd: int, workdir: str) -> None:
     except OSError:
         pass
     limit_child(job["limits"])
-    from autograder.sandbox.child import run_cells
+    from autograder.grading.sandbox.child import run_cells
 
     run_cells(job, write_fd)
 

@@ -1,6 +1,6 @@
 """Running an assembled notebook in a sandbox worker, and putting the outputs back into it.
 
-Test cells are rewritten first (``autograder.testcells``): in a student's notebook
+Test cells are rewritten first (``autograder.grading.testcells``): in a student's notebook
 ("graded" mode) they keep only the values their checks are given; the instructor's
 ("reference" mode) records what each check compares with.
 """
@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from autograder.sandbox import DEFAULT_LIMITS, Limits, RunEvents
-from autograder.testcells import TestCellError, rewrite
+from autograder.grading.sandbox import DEFAULT_LIMITS, Limits, RunEvents
+from autograder.grading.testcells import TestCellError, rewrite
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Run:
     nb: nbformat.NotebookNode  # the assembled notebook, now with outputs
     reports: dict[str, list[dict]] = field(default_factory=dict)  # test grade_id -> values reported
     references: dict[str, list[dict]] = field(default_factory=dict)  # test grade_id -> expected values
-    stopped: str | None = None  # a reason code (autograder.protocol.STOP_REASONS)
+    stopped: str | None = None  # a reason code (autograder.grading.protocol.STOP_REASONS)
     stopped_at: int | None = None  # index of the cell that hit a limit
     ran: set[int] = field(default_factory=set)  # indexes of cells that ran to the end
     restored: int = 0  # library attributes put back before tests

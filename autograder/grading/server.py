@@ -9,7 +9,7 @@ sends it its arguments over a Unix socket, and prints what it says. The server
 ends after ``--idle`` seconds without a request, or with `autograder serve --stop`.
 
 Nothing changes for the student's code: each notebook still runs in a fresh
-child of a zygote, in a sandbox wiped after every job (`autograder.sandbox`);
+child of a zygote, in a sandbox wiped after every job (`autograder.grading.sandbox`);
 the server is the instructor's own process, in the place of the grading
 command. Its socket lies in a folder only the instructor can open
 (``$XDG_RUNTIME_DIR/autograder`` or ``/tmp/autograder-<uid>``), which the
@@ -112,7 +112,7 @@ def serve(
     Only one server runs per key (a lock held for its life); a second one exits at once."""
     import fcntl
 
-    from autograder.sandbox import Worker, WorkerPool, check_available
+    from autograder.grading.sandbox import Worker, WorkerPool, check_available
 
     course = Path(course).resolve()
     key = server_key(course, workers, unsafe)
@@ -127,7 +127,7 @@ def serve(
     sandboxes = WorkerPool(workers, unsafe=unsafe)  # first: the zygotes take longest to be ready
     # a sandbox for the instructor's notebooks only (never a student's), started at its first job
     reference = Worker(index=workers, unsafe=unsafe)
-    loading = threading.Thread(target=__import__, args=("autograder.grade",), daemon=True)
+    loading = threading.Thread(target=__import__, args=("autograder.grading.grade",), daemon=True)
     loading.start()
     with contextlib.suppress(FileNotFoundError):
         paths["socket"].unlink()
@@ -179,9 +179,9 @@ def serve(
 def _prefetch(course: Path, unsafe: bool, reference) -> None:
     """While the server waits: the references of every assignment of the course, where missing
     (a lesson whose solution fails is reported by the command that grades it, not here)."""
-    from autograder.grade import load_templates
+    from autograder.grading.grade import load_templates
+    from autograder.grading.references import ensure
     from autograder.notebooks import assignments
-    from autograder.references import ensure
 
     for assignment in assignments(course):
         with contextlib.suppress(Exception):

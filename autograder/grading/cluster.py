@@ -22,7 +22,7 @@ from dataclasses import asdict
 
 from distributed import Client, WorkerPlugin, get_worker
 
-from autograder.sandbox import DEFAULT_LIMITS, Limits, PoolLost, RunEvents, WorkerPool
+from autograder.grading.sandbox import DEFAULT_LIMITS, Limits, PoolLost, RunEvents, WorkerPool
 
 PLUGIN = "autograder-sandboxes"
 CONNECT_SECONDS = 10  # to connect, and to reconnect when the scheduler is lost
@@ -56,7 +56,7 @@ def _has_sandboxes(size: int | None, unsafe: bool, dask_worker=None) -> bool:
 
 
 class ClusterPool:
-    """What `autograder.grade` needs of a pool of sandboxes (``run``, ``workers``, ``close``),
+    """What `autograder.grading.grade` needs of a pool of sandboxes (``run``, ``workers``, ``close``),
     served by a Dask cluster: ``per_node`` sandboxes on each of its workers (default: one per
     worker thread)."""
 

@@ -32,7 +32,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder import protocol
+from autograder.grading import protocol
 
 INSTALL_HINT = (
     "Grading runs student code inside a bubblewrap sandbox, and `bwrap` was not found or does not work here. "
@@ -78,7 +78,7 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass
 class RunEvents:
-    """What one notebook run reported, cell by cell (checked against ``autograder.protocol``)."""
+    """What one notebook run reported, cell by cell (checked against ``autograder.grading.protocol``)."""
 
     outputs: dict[int, list[dict]] = field(default_factory=dict)
     reports: dict[int, list[dict]] = field(default_factory=dict)  # graded mode: values the checks got
@@ -131,7 +131,7 @@ def sandbox_command(
     process limits). Paths that uid cannot reach (a Python under /root) are first bound,
     in a private mount namespace, to folders under ``staging`` that it can.
     """
-    program = program or [sys.executable, "-I", "-m", "autograder.sandbox.zygote"]
+    program = program or [sys.executable, "-I", "-m", "autograder.grading.sandbox.zygote"]
     as_root = (
         os.geteuid() == 0 and shutil.which("setpriv") is not None and shutil.which("unshare") is not None
     )
@@ -197,7 +197,7 @@ def sandbox_command(
 
 
 def unsafe_command(python: str = sys.executable) -> list[str]:
-    return [python, "-m", "autograder.sandbox.zygote"]
+    return [python, "-m", "autograder.grading.sandbox.zygote"]
 
 
 def check_available() -> None:

@@ -2,7 +2,7 @@
 
 The instructor's solution runs in a sandbox of its own, started for it and
 stopped after it, where no student code ever runs, with its test cells in
-reference mode (``autograder.testcells``): each check records its expected
+reference mode (``autograder.grading.testcells``): each check records its expected
 value, name and options. The result is stored in
 ``references/<assignment>/<notebook>.json`` in the course folder (never in
 ``source/``, whose files nbgrader copies into the release), keyed by a digest
@@ -22,9 +22,9 @@ from importlib import metadata
 from pathlib import Path
 
 from autograder import notebooks
-from autograder.run import run_in_sandbox
-from autograder.sandbox import DEFAULT_LIMITS, Limits, Worker
-from autograder.testcells import sites
+from autograder.grading.run import run_in_sandbox
+from autograder.grading.sandbox import DEFAULT_LIMITS, Limits, Worker
+from autograder.grading.testcells import sites
 
 FOLDER = "references"
 FORMAT = 1

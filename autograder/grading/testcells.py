@@ -14,7 +14,7 @@ Before it runs, the grader rewrites it in one of two ways:
   expected value as the check itself normalised it.
 
 The grader then compares, in its own process, what each site reported with the
-reference for the same site (``autograder.verify``).
+reference for the same site (``autograder.grading.verify``).
 
 Sites are the check calls of a cell numbered in source order; a check in a
 loop reports once per pass, in order. Authors' rules (``docs/authoring.md``) are

@@ -2,7 +2,7 @@
 
 import sys
 
-LANGUAGES = ("en", "ru")
+from course.i18n import LANGUAGES as LANGUAGES  # the languages of the course, defined there
 
 # jsonschema, which nbformat imports, loads rfc3987_syntax when it is installed (JupyterLab's
 # dependencies bring it) to check "iri" formats: a second of grammar building at every start of

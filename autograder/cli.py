@@ -4,6 +4,8 @@ import argparse
 import contextlib
 import os
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 
@@ -160,12 +162,12 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
                 sandboxes = started.enter_context(sandboxes())
             if loading is not None:
                 loading.join()
-            from autograder.grading.grade import grade_assignment, progress_bar
+            from autograder.grading.grade import grade_assignment
 
             for assignment in args.assignment:
                 if len(args.assignment) > 1:
                     print(f"{assignment}:", flush=True)
-                batch = grade_assignment(
+                outcome = grade_assignment(
                     course,
                     assignment,
                     student=args.student,
@@ -178,15 +180,15 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
                     sandboxes=sandboxes,
                     reference_worker=reference_worker,
                 )
-                print(batch.summary(), flush=True)
-                if not batch.results and not batch.skipped and not batch.refused:
+                print(outcome.summary(), flush=True)
+                if not outcome.results and not outcome.skipped and not outcome.refused:
                     print(
                         f"nothing to grade: submitted/<student>/{assignment}/ holds no submission"
                         + (f" of {args.student}" if args.student else "")
                         + f"; collect them first: autograder collect {assignment} --from DOWNLOAD.zip",
                         flush=True,
                     )
-                failed += batch.grader_errors
+                failed += outcome.grader_errors
     except (SandboxUnavailable, CourseBusy, GradebookURLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -207,6 +209,29 @@ def grade_with(args, course: Path, sandboxes, reference_worker=None, loading=Non
             file=sys.stderr,
         )
     return min(failed, 100)  # the exit status is the number of grader errors (0: every submission graded)
+
+
+def progress_bar(stream=None):
+    """A ``progress`` callback for ``grade_assignment``: a one-line bar on a terminal, else a line
+    per result; on stderr by default."""
+    started = time.monotonic()
+    stream = stream or sys.stderr
+
+    def show(done: int, total: int, result) -> None:
+        elapsed = time.monotonic() - started
+        if stream.isatty():
+            width = 30
+            filled = width * done // max(total, 1)
+            stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}  {elapsed:5.0f} s")
+            if done == total:
+                stream.write("\n")
+        elif result is not None:
+            reason = textwrap.shorten(result.reason, width=100, placeholder=" …")
+            status = f"{result.score:g}" if result.status == "graded" else f"error: {reason}"
+            stream.write(f"[{done}/{total}] {result.student}: {status}  ({elapsed:.0f} s)\n")
+        stream.flush()
+
+    return show
 
 
 def cmd_serve(args) -> int:

@@ -1,23 +1,32 @@
-"""The course's nbgrader configuration, read from its nbgrader_config.py."""
+"""The course's nbgrader configuration, read afresh from its nbgrader_config.py at every call.
+
+Importing this module changes nothing in the process: what nbgrader needs of it is set by
+``nbgrader_environment``, called where nbgrader's gradebook or API is opened.
+"""
 
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-# nbgrader runs the `alembic` command of its own environment to check the gradebook
-# schema; make it findable when this environment's bin/ is not on PATH.
-_bin = str(Path(sys.executable).parent)
-if _bin not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
 
-# nbgrader's own gradebook code triggers these SQLAlchemy session notices on every
-# autograde; they are not about anything the course does.
-warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.")
+def nbgrader_environment() -> None:
+    """What nbgrader needs of this process, set before its gradebook or API is opened (again: no change).
+
+    nbgrader runs the ``alembic`` command of its own environment to check the gradebook schema:
+    this environment's bin/ goes on ``PATH`` when it is not there. nbgrader's own gradebook code
+    triggers SQLAlchemy session notices on every autograde, not about anything the course does:
+    they are not shown.
+    """
+    from sqlalchemy.exc import SAWarning
+
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    warnings.filterwarnings("ignore", category=SAWarning, module=r"nbgrader\.")
 
 
 def load_config(course_dir: Path, overrides: Config | None = None) -> Config:
@@ -32,6 +41,7 @@ def load_config(course_dir: Path, overrides: Config | None = None) -> Config:
 
 def nbgrader_api(config: Config):
     """nbgrader's Python API on ``config`` (imported here: seconds, which grading does not wait for)."""
+    nbgrader_environment()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 

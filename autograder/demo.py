@@ -12,10 +12,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from autograder.cli import progress_bar
 from autograder.collect import collect
 from autograder.export import DEFAULT_FILES, export_csv
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grading.grade import grade_assignment, progress_bar, read_result
+from autograder.grading.grade import grade_assignment
+from autograder.grading.results import CellKind, read_result
 from autograder.grading.sandbox import WorkerPool, check_available
 from autograder.release import assignments, release
 from autograder.report import write_report
@@ -71,8 +73,8 @@ def grade_and_give_feedback(course: Path, workdir: Path, assignment: str, studen
     report = collect(course, assignment, lms)
     print(f"collect {assignment}: {report.summary()}")
     print(f"grade {assignment}:", flush=True)
-    batch = grade_assignment(course, assignment, progress=progress_bar(), sandboxes=sandboxes)
-    print(batch.summary() + "\n", flush=True)
+    outcome = grade_assignment(course, assignment, progress=progress_bar(), sandboxes=sandboxes)
+    print(outcome.summary() + "\n", flush=True)
     write_feedback(course, assignment)
 
 
@@ -91,7 +93,7 @@ def summary_table(course: Path, chosen: list[str], students) -> str:
             errors[key] += result.status == "error"
             maximum[assignment] = max(
                 maximum.get(assignment, 0),
-                sum(c.points for cs in result.cells.values() for c in cs if c.kind == "test"),
+                sum(c.points for cs in result.cells.values() for c in cs if c.kind == CellKind.TEST),
             )
     lines = [f"{'assignment':<22}{'students':<28}{'n':>4}{'mean score':>12}{'errors':>8}"]
     for (assignment, kind), values in sorted(scores.items()):

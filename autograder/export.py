@@ -24,7 +24,7 @@ from pathlib import Path
 from nbgrader.api import MissingEntry
 
 from autograder import notebooks
-from autograder.grading.grade import RESULT_FILE, read_result
+from autograder.grading.results import RESULT_FILE, read_result
 from autograder.roster import gradebook
 
 FORMATS = ("csv", "moodle", "canvas")
@@ -154,12 +154,6 @@ def gather(course_dir: Path, db_url: str | None = None) -> Grades:
                         row[f"{name}:{grade.name}"] = "" if pending else grade.score
                 grades.add(row)
     return grades
-
-
-def collect_rows(course_dir: Path, db_url: str | None = None) -> tuple[list[str], list[dict]]:
-    """Column names and rows of the ``csv`` layout."""
-    grades = gather(course_dir, db_url)
-    return FIXED_COLUMNS + grades.cell_columns, grades.rows
 
 
 def _number(value: float | None) -> str:

@@ -11,32 +11,18 @@ before writing its own page there, and ``nbgrader release_feedback`` sends every
 ``*.html`` of that folder to the exchange.
 """
 
-import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import MissingEntry
 
+from autograder import pages
 from autograder.config import gradebook_url, load_config
-from autograder.grading.grade import SubmissionResult, load_templates, read_result
-from autograder.grading.submission import Template
-from autograder.messages import text
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #1f2933; }
-h1 { font-size: 1.5rem; }
-table { border-collapse: collapse; width: 100%; margin: 1rem 0; }
-th, td { border-bottom: 1px solid #d9e2ec; padding: .45rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f0f4f8; }
-.pass { color: #1f7a3a; font-weight: 600; }
-.fail { color: #b42318; font-weight: 600; }
-.manual { color: #8a6d00; font-weight: 600; }
-.total { font-size: 1.2rem; font-weight: 700; }
-pre { white-space: pre-wrap; margin: 0; font-size: .9rem; }
-.box { background: #fff4e5; padding: .8rem; border-radius: 6px; }
-"""
-
+from autograder.grading.gradebook import open_gradebook
+from autograder.grading.results import CellKind, SubmissionResult, read_result
+from autograder.grading.submission import SolvedNotebook, digest, load_solved_notebooks, submission_paths
+from course.i18n import message
 
 FEEDBACK_DIR = "autograder-feedback"  # <course>/autograder-feedback/<student>/<assignment>/feedback.html
 
@@ -58,7 +44,7 @@ def manual_grades(db_url: str, assignment: str, student: str) -> Manual:
     code exercise is filed under the answer cell's grade_id, not under its test cells'.
     """
     manual = Manual()
-    with Gradebook(db_url) as gb:
+    with open_gradebook(db_url) as gb:
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
@@ -113,13 +99,13 @@ def plain_title(title: str) -> str:
     return title.replace("`", "").replace("**", "").strip()
 
 
-def render(result: SubmissionResult, templates: dict[tuple[str, str], Template], manual: Manual) -> str:
+def render(result: SubmissionResult, solved: dict[tuple[str, str], SolvedNotebook], manual: Manual) -> str:
+    """The page of ``result`` in the student's language (markup: templates/feedback.html.j2)."""
     lang = result.language
-    esc = html.escape
     rows, total, maximum = [], 0.0, 0.0
     commented = set()  # exercises whose comment is already on the page
     for notebook, cells in result.cells.items():
-        template = templates.get((notebook, lang)) or templates[(notebook, "en")]
+        lesson = solved.get((notebook, lang)) or solved[(notebook, "en")]
         for cell in cells:
             given = manual.scores.get(cell.grade_id)
             score = given if given is not None else cell.score
@@ -130,55 +116,42 @@ def render(result: SubmissionResult, templates: dict[tuple[str, str], Template],
             details = cell.message if not cell.passed else ""
             comment = manual.comments.get(cell.exercise, "") if cell.exercise not in commented else ""
             commented.add(cell.exercise)
-            if cell.kind == "written":
+            if cell.kind == CellKind.WRITTEN:
                 details = ""
                 if given is not None:
-                    verdict = f'<span class="manual">{esc(text("graded_by_person", lang))}</span>'
+                    verdict = "graded_by_person"
                 elif score is not None:
-                    verdict = f'<span class="fail">{esc(text("blank", lang))}</span>'
-                    details = "" if cell.message == text("blank", lang) else cell.message  # e.g. cell missing
+                    verdict = "blank"
+                    # a missing cell says so; a blank one needs no details
+                    details = "" if cell.message == message("blank", lang) else cell.message
                 else:
-                    verdict = f'<span class="manual">{esc(text("manual", lang))}</span>'
+                    verdict = "manual"
             elif given is not None:
-                verdict = f'<span class="manual">{esc(text("graded_by_person", lang))}</span>'
-            elif cell.passed:
-                verdict = f'<span class="pass">✔ {esc(text("passed", lang))}</span>'
+                verdict = "graded_by_person"
             else:
-                verdict = f'<span class="fail">✘ {esc(text("failed", lang))}</span>'
+                verdict = "passed" if cell.passed else "failed"
             if comment:
-                said = f"{text('comment', lang)}: {comment}"
+                said = f"{message('comment', lang)}: {comment}"
                 details = f"{details}\n{said}" if details else said
-            title = plain_title(template.titles.get(cell.exercise, cell.exercise))
-            shown = "–" if score is None else f"{score:g}"
             rows.append(
-                f"<tr><td>{esc(title)}<br><small>{esc(cell.grade_id)}</small></td>"
-                f"<td>{shown} / {cell.points:g}</td><td>{verdict}</td>"
-                f"<td><pre>{esc(details)}</pre></td></tr>"
+                {
+                    "title": plain_title(lesson.titles.get(cell.exercise, cell.exercise)),
+                    "grade_id": cell.grade_id,
+                    "score": score,
+                    "points": cell.points,
+                    "verdict": verdict,  # a message key, shown with its style
+                    "details": details,
+                }
             )
-    parts = [
-        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
-        f"<title>{esc(text('title', lang))}: {esc(result.assignment)}</title>",
-        f"<style>{STYLE}</style></head><body>",
-        f"<h1>{esc(text('title', lang))}: {esc(result.assignment)}</h1>",
-        f"<p>{esc(text('student', lang))}: <b>{esc(result.student)}</b>"
-        + (f" · {esc(text('submitted_at', lang))}: {esc(result.timestamp)}" if result.timestamp else "")
-        + "</p>",
-        f'<p class="total">{esc(text("total", lang))}: {total:g} / {maximum:g}</p>',
-    ]
-    if result.status == "error":
-        parts.append(f'<p class="box">{esc(text("not_graded", lang, reason=result.reason))}</p>')
-    parts.append(
-        f"<table><tr><th>{esc(text('exercise', lang))}</th><th>{esc(text('points', lang))}</th>"
-        f"<th>{esc(text('result', lang))}</th><th>{esc(text('details', lang))}</th></tr>"
-        + "".join(rows)
-        + "</table>"
+    return pages.render(
+        "feedback.html.j2",
+        lang=lang,
+        say=lambda key, **fields: message(key, lang, **fields),
+        result=result,
+        rows=rows,
+        total=total,
+        maximum=maximum,
     )
-    parts.append(f"<p><small>{esc(text('hidden_note', lang))}</small></p>")
-    if result.notices:
-        items = "".join(f"<li>{esc(n)}</li>" for n in result.notices)
-        parts.append(f"<h2>{esc(text('notices', lang))}</h2><ul>{items}</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_feedback(
@@ -187,7 +160,7 @@ def write_feedback(
     """``autograder-feedback/<student>/<assignment>/feedback.html`` for every graded student."""
     course_dir = Path(course_dir).resolve()
     db_url = gradebook_url(load_config(course_dir), course_dir, db_url)
-    templates = load_templates(course_dir, assignment)
+    solved = load_solved_notebooks(course_dir, assignment)
     graded = course_dir / "autograded"
     students = [student] if student else sorted(p.name for p in graded.iterdir()) if graded.is_dir() else []
     written = []
@@ -195,7 +168,7 @@ def write_feedback(
         result = read_result(course_dir, name, assignment)
         if result is None:
             continue
-        page = render(result, templates, manual_grades(db_url, assignment, name))
+        page = render(result, solved, manual_grades(db_url, assignment, name))
         path = course_dir / FEEDBACK_DIR / name / assignment / "feedback.html"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
@@ -207,13 +180,11 @@ def without_result(course_dir: Path, assignment: str, student: str | None = None
     """Students who submitted ``assignment`` but have no autograder result for the files they
     submitted: never graded, resubmitted since, or their ``autograded/`` folder replaced (a plain
     ``nbgrader autograde --force`` deletes ``result.json``). They get no page until graded."""
-    from autograder.grading.grade import digest, submission_paths
-
     course_dir = Path(course_dir).resolve()
-    templates = load_templates(course_dir, assignment)
+    solved = load_solved_notebooks(course_dir, assignment)
     missing = []
     for name, folder in submission_paths(course_dir, assignment, student).items():
         result = read_result(course_dir, name, assignment)
-        if result is None or result.digest != digest(folder, templates):
+        if result is None or result.digest != digest(folder, solved):
             missing.append(name)
     return missing

@@ -76,6 +76,36 @@ def source_notebooks(course_dir: Path) -> list[Path]:
     return sorted(p for p in (course_dir / "source").glob("*/*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 
+def nbgrader_metadata(cell) -> dict:
+    """A cell's nbgrader metadata, {} when it has none.
+
+    This and the readers below decide as ``nbgrader.utils`` does (tests/test_nbgrader_metadata.py pins
+    it) without importing nbgrader, which would add about 2 s before the grader's first result.
+    Like nbgrader's, they raise on metadata that is not an object: the grader reads only the
+    instructor's notebooks and submissions rebuilt by ``submission.load``.
+    """
+    return cell.metadata.get("nbgrader", {})
+
+
+def is_grade(cell) -> bool:
+    """A grade cell: an autograded test, or a written answer a person grades."""
+    return bool(nbgrader_metadata(cell).get("grade", False))
+
+
+def is_solution(cell) -> bool:
+    """An answer cell: the student writes its source."""
+    return bool(nbgrader_metadata(cell).get("solution", False))
+
+
+def grade_id(cell) -> str | None:
+    return nbgrader_metadata(cell).get("grade_id")
+
+
+def points(cell) -> float:
+    """The points of a grade cell (0 when not given; nbgrader's validation requires them)."""
+    return float(nbgrader_metadata(cell).get("points", 0))
+
+
 def copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     import nbformat
 

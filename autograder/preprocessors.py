@@ -2,6 +2,7 @@
 that reading the configuration does not import nbgrader: seconds at every grading start)."""
 
 from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.utils import is_grade, is_solution
 from traitlets import Unicode, validate
 
 from autograder import LANGUAGES
@@ -28,8 +29,7 @@ class AnswerStub(NbGraderPreprocessor):
     the stub the gradebook knows, so that nbgrader scores it blank (0) rather than sending it to a person."""
 
     def preprocess_cell(self, cell, resources, index):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
+        if cell.cell_type == "markdown" and is_solution(cell) and is_grade(cell):
             if cell.source.strip() in ANSWER_STUBS.values():
                 cell.source = ANSWER_STUBS["en"]
         return cell, resources

@@ -6,7 +6,6 @@ English and how often each was given), and the submissions that could not be
 graded and why.
 """
 
-import html
 import re
 import textwrap
 from collections import Counter, defaultdict
@@ -19,15 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from autograder.grading.grade import SubmissionResult, read_result
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; color: #1f2933; }
-table { border-collapse: collapse; margin: 1rem 0; }
-td, th { border-bottom: 1px solid #d9e2ec; padding: .35rem .6rem; text-align: left; vertical-align: top; }
-th { background: #f0f4f8; }
-img { max-width: 100%; }
-"""
+from autograder import pages
+from autograder.grading.results import CellKind, SubmissionResult, read_result
 
 
 def load_results(course_dir: Path) -> dict[str, list[SubmissionResult]]:
@@ -74,7 +66,7 @@ def failures_by_check(results: list[SubmissionResult]) -> list[CheckFailures]:
     for result in results:
         for notebook, cells in result.cells.items():
             for position, cell in enumerate(cells):
-                if cell.kind != "test":
+                if cell.kind != CellKind.TEST:
                     continue
                 tested[cell.grade_id] += 1
                 order.setdefault(cell.grade_id, (notebook, position))
@@ -120,64 +112,56 @@ def _plot_pass_rates(rates: dict[str, float], path: Path) -> None:
 
 
 def write_report(course_dir: Path, out: Path, top: int = 3, width: int = 160) -> Path:
-    """Write ``out/report.html`` and its PNGs; returns the HTML path."""
+    """Write ``out/report.html`` (markup: templates/report.html.j2) and its PNGs; returns the HTML path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    esc = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Grading report</title>"]
-    parts.append(f"<style>{STYLE}</style></head><body><h1>Grading report</h1>")
+    assignments = []
     for assignment, results in load_results(course_dir).items():
         graded = [r for r in results if r.status == "graded"]
-        failed = [r for r in results if r.status == "error"]
-        parts.append(f"<h2>{esc(assignment)}</h2>")
-        mean = sum(r.score for r in graded) / len(graded) if graded else 0
-        parts.append(
-            f"<p>{len(results)} submissions: {len(graded)} graded (mean score {mean:.1f}), "
-            f"{len(failed)} could not be graded.</p>"
-        )
+        shown = {
+            "name": assignment,
+            "submissions": len(results),
+            "graded": len(graded),
+            "mean": sum(r.score for r in graded) / len(graded) if graded else 0,
+            "failed": [r for r in results if r.status == "error"],
+            "scores_plot": "",
+            "pass_rates_plot": "",
+            "checks": [],
+        }
         if results:
-            _plot_scores(results, out / f"{assignment}_scores.png")
-            parts.append(f"<img src='{esc(assignment)}_scores.png' alt='score distribution'>")
+            shown["scores_plot"] = f"{assignment}_scores.png"
+            _plot_scores(results, out / shown["scores_plot"])
         passes, totals = Counter(), Counter()
         for result in graded:
             for cells in result.cells.values():
                 for cell in cells:
-                    if cell.kind != "test":
+                    if cell.kind != CellKind.TEST:
                         continue
                     totals[cell.grade_id] += 1
                     passes[cell.grade_id] += bool(cell.passed)
         if totals:
-            rates = {g: passes[g] / totals[g] for g in totals}
-            _plot_pass_rates(rates, out / f"{assignment}_pass_rates.png")
-            parts.append(f"<img src='{esc(assignment)}_pass_rates.png' alt='pass rate per test'>")
-        checks = failures_by_check(graded)
-        if checks:
-            parts.append(
-                "<h3>Failures by check</h3><p>Each check once, students of both languages together; "
-                "the messages they were given, in English, most frequent first.</p>"
-                "<table><tr><th>exercise</th><th>check</th><th>failed</th><th>messages</th></tr>"
+            shown["pass_rates_plot"] = f"{assignment}_pass_rates.png"
+            _plot_pass_rates({g: passes[g] / totals[g] for g in totals}, out / shown["pass_rates_plot"])
+        for group in failures_by_check(graded):
+            common = group.messages.most_common(top)
+            lines = [
+                f"{count} × {textwrap.shorten(message, width=width, placeholder=' …')}"
+                for message, count in common
+            ]
+            others = len(group.messages) - len(common)
+            if others:
+                lines.append(f"and {others} other message(s)")
+            shown["checks"].append(
+                {
+                    "exercise": group.exercise,
+                    "grade_id": group.grade_id,
+                    "check": group.check,
+                    "failed": group.failed,
+                    "tested": group.tested,
+                    "lines": lines,
+                }
             )
-            for group in checks:
-                shown = group.messages.most_common(top)
-                lines = [
-                    f"{count} × {esc(textwrap.shorten(message, width=width, placeholder=' …'))}"
-                    for message, count in shown
-                ]
-                others = len(group.messages) - len(shown)
-                if others:
-                    lines.append(f"and {others} other message(s)")
-                check = esc(group.grade_id) + (f"<br><code>{esc(group.check)}</code>" if group.check else "")
-                parts.append(
-                    f"<tr><td>{esc(group.exercise)}</td><td>{check}</td>"
-                    f"<td>{group.failed} of {group.tested}</td><td>{'<br>'.join(lines)}</td></tr>"
-                )
-            parts.append("</table>")
-        if failed:
-            parts.append("<h3>Could not be graded</h3><table><tr><th>student</th><th>why</th></tr>")
-            for result in failed:
-                parts.append(f"<tr><td>{esc(result.student)}</td><td>{esc(result.reason)}</td></tr>")
-            parts.append("</table>")
-    parts.append("</body></html>")
+        assignments.append(shown)
     page = out / "report.html"
-    page.write_text("\n".join(parts), encoding="utf-8")
+    page.write_text(pages.render("report.html.j2", assignments=assignments), encoding="utf-8")
     return page

@@ -17,7 +17,7 @@ from nbgrader.api import Gradebook
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from autograder.config import GradebookURLError, gradebook_url, load_config
+from autograder.config import GradebookURLError, gradebook_url, load_config, nbgrader_environment
 
 FIELDS = ("first_name", "last_name", "email", "lms_user_id")
 COLUMNS = ("id", *FIELDS)
@@ -49,6 +49,7 @@ def gradebook(course_dir: Path, db_url: str | None = None):
         url = course_gradebook(course_dir, db_url)
     except GradebookURLError as error:
         raise GradebookUnavailable(f"{error}; check --db") from None
+    nbgrader_environment()
     try:
         gb = Gradebook(url)
     except (SQLAlchemyError, ImportError) as error:  # ImportError: the database's driver is not installed

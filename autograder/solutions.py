@@ -10,9 +10,9 @@ _MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
 def solution_sources(source_nb) -> dict[str, str]:
     """``{grade_id: source}`` of every solution cell, with the solution markers removed."""
     return {
-        cell.metadata.nbgrader["grade_id"]: _MARKER.sub("", cell.source)
+        notebooks.grade_id(cell): _MARKER.sub("", cell.source)
         for cell in source_nb.cells
-        if cell.metadata.get("nbgrader", {}).get("solution")
+        if notebooks.is_solution(cell)
     }
 
 
@@ -21,7 +21,6 @@ def solve(release_nb, source_nb):
     answers = solution_sources(source_nb)
     solved = notebooks.copy(release_nb)
     for cell in solved.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if cell.metadata.get("nbgrader", {}).get("solution") and grade_id in answers:
-            cell.source = answers[grade_id]
+        if notebooks.is_solution(cell) and notebooks.grade_id(cell) in answers:
+            cell.source = answers[notebooks.grade_id(cell)]
     return solved

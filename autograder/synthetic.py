@@ -62,23 +62,18 @@ def answered(release_nb, source_nb, profile: str):
     """The release notebook with the profile's answers filled in."""
     nb = notebooks.copy(release_nb)
     answers = solution_sources(source_nb)
-    originals = {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in source_nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
+    originals = {notebooks.grade_id(c): c.source for c in source_nb.cells if notebooks.is_solution(c)}
     position = 0
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if not meta.get("solution") or cell.cell_type != "code":
+        if not notebooks.is_solution(cell) or cell.cell_type != "code":
             continue
-        answer = answers.get(meta["grade_id"])
+        answer = answers.get(notebooks.grade_id(cell))
         if answer is None or profile == "blank":
             continue
         if profile == "correct" or (profile == "partial" and position % 2 == 0):
             cell.source = answer
         elif profile == "wrong":
-            cell.source = slip(originals[meta["grade_id"]])
+            cell.source = slip(originals[notebooks.grade_id(cell)])
         position += 1
     return nb
 
@@ -93,10 +88,10 @@ def break_file(nb, kind: str, path: Path) -> Path:
         path = path.with_name(path.stem + "_final.ipynb")
         notebooks.write(nb, path)
     elif kind == "deleted_tests":
-        nb.cells = [c for c in nb.cells if not c.metadata.get("nbgrader", {}).get("grade")]
+        nb.cells = [c for c in nb.cells if not notebooks.is_grade(c)]
         notebooks.write(nb, path)
     elif kind == "duplicated_answer":
-        first = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+        first = next(i for i, c in enumerate(nb.cells) if notebooks.is_solution(c))
         nb.cells.insert(first + 1, notebooks.copy(nb).cells[first])
         nb.cells[first + 1].id = "duplicate-of-" + nb.cells[first].id
         notebooks.write(nb, path)

@@ -22,13 +22,15 @@ import argparse
 import os
 import platform
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+import psutil
+from nbgrader.api import Gradebook
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,30 +81,26 @@ def write_submissions(course: Path, count: int) -> list[tuple[str, str]]:
     return written
 
 
-def tree_sample(root_pid: int, cpu_ticks: dict[int, int]) -> int:
-    """Proportional set size of a process and all its descendants, in KiB; records each
-    one's CPU time (user + system clock ticks) into ``cpu_ticks``."""
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def tree_sample(root_pid: int, cpu_seconds: dict[int, float]) -> int:
+    """Proportional set size of a process and all its descendants, in bytes; records each
+    one's CPU time (user + system seconds) into ``cpu_seconds``.
+
+    Sandboxed processes live in PID namespaces of their own, but each also has a pid in
+    ours, under its bubblewrap parent, so the walk from outside finds them."""
+    try:
+        root = psutil.Process(root_pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for process in tree:
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            pid = int(stat.parent.name)
-            children.setdefault(int(fields[1]), []).append(pid)
-            ticks[pid] = int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            continue
-    total, todo = 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        cpu_ticks[pid] = max(cpu_ticks.get(pid, 0), ticks.get(pid, 0))
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-                    break
-        except OSError:
+            with process.oneshot():
+                times = process.cpu_times()
+                spent = times.user + times.system
+                cpu_seconds[process.pid] = max(cpu_seconds.get(process.pid, 0.0), spent)
+                total += process.memory_full_info().pss
+        except psutil.Error:  # ended, or not ours to read
             continue
     return total
 
@@ -124,8 +122,8 @@ def measure(
     first result.json on disk."""
     started = time.monotonic()
     peak, first, first_line = 0, None, None
-    cpu_ticks: dict[int, int] = {}
-    before: dict[int, int] = {}
+    cpu_seconds: dict[int, float] = {}
+    before: dict[int, float] = {}
     for pid in servers():
         tree_sample(pid, before)
     for command in commands:
@@ -138,9 +136,9 @@ def measure(
         def sample(process=process, done=done):
             nonlocal peak, first
             while not done.is_set():
-                memory = tree_sample(process.pid, cpu_ticks)
+                memory = tree_sample(process.pid, cpu_seconds)
                 for pid in set(servers()):
-                    memory += tree_sample(pid, cpu_ticks) if not _descends(pid, process.pid) else 0
+                    memory += tree_sample(pid, cpu_seconds) if not _descends(pid, process.pid) else 0
                 peak = max(peak, memory)
                 if watch_results is not None and first is None and any(watch_results.glob("*/*/result.json")):
                     first = time.monotonic() - started
@@ -164,8 +162,8 @@ def measure(
             raise RuntimeError(f"{' '.join(command)} failed:\n{''.join(errors)[-3000:]}")
     return {
         "wall": time.monotonic() - started,
-        "cpu": sum(t - before.get(pid, 0) for pid, t in cpu_ticks.items()) / os.sysconf("SC_CLK_TCK"),
-        "peak_mib": peak / 1024,
+        "cpu": sum(t - before.get(pid, 0.0) for pid, t in cpu_seconds.items()),
+        "peak_mib": peak / 2**20,
         "first": first,
         "first_line": first_line,
     }
@@ -173,28 +171,22 @@ def measure(
 
 def _descends(pid: int, ancestor: int) -> bool:
     """Whether ``pid`` is ``ancestor`` or below it (a server started by the command it serves)."""
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            return False
-    return False
+    try:
+        return pid == ancestor or any(p.pid == ancestor for p in psutil.Process(pid).parents())
+    except psutil.Error:
+        return False
 
 
 def scores(course: Path) -> dict[tuple[str, str, str], float | None]:
-    with sqlite3.connect(course / "gradebook.db") as db:
-        rows = db.execute(
-            "select student.id, assignment.name, base_cell.name, grade.auto_score from grade "
-            "join base_cell on grade.cell_id = base_cell.id "
-            "join grade_cells on grade_cells.id = base_cell.id "
-            "join submitted_notebook on grade.notebook_id = submitted_notebook.id "
-            "join submitted_assignment on submitted_notebook.assignment_id = submitted_assignment.id "
-            "join assignment on submitted_assignment.assignment_id = assignment.id "
-            "join student on submitted_assignment.student_id = student.id"
-        ).fetchall()
-    return {(s, a, c): score for s, a, c, score in rows}
+    """(student, assignment, grade cell) -> automatic score, as the gradebook holds it."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {
+            (submission.student_id, assignment.name, grade.name): grade.auto_score
+            for assignment in gb.assignments
+            for submission in assignment.submissions
+            for notebook in submission.notebooks
+            for grade in notebook.grades
+        }
 
 
 def main() -> int:

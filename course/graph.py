@@ -6,7 +6,7 @@ so the output is the same on every run and every device.
 
 import torch
 
-from course.i18n import get_language
+from course.i18n import message
 
 
 def _label(node, names: dict[int, str]) -> str:
@@ -27,7 +27,7 @@ def graph_tree(tensor: torch.Tensor, names: dict[str, torch.Tensor] | None = Non
     """
     by_id = {id(t): n for n, t in (names or {}).items()}
     if tensor.grad_fn is None:
-        return "(no grad_fn)" if get_language() == "en" else "(нет grad_fn)"
+        return message("graph.no_grad_fn")
     lines = [_label(tensor.grad_fn, by_id)]
 
     def walk(node, prefix: str) -> None:

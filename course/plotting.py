@@ -4,24 +4,12 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from course.i18n import get_language
-
-LABELS = {
-    "step": {"en": "step", "ru": "шаг"},
-    "loss": {"en": "loss f(x)", "ru": "значение функции f(x)"},
-    "loss_title": {"en": "Loss by step", "ru": "Значение функции по шагам"},
-    "contour_title": {
-        "en": "Trajectories on the level lines of f",
-        "ru": "Траектории на линиях уровня f",
-    },
-    "start": {"en": "start", "ru": "старт"},
-    "minimum": {"en": "minimum", "ru": "минимум"},
-}
+from course.i18n import message
 
 
 def label(key: str) -> str:
-    """An axis or title label in the current language."""
-    return LABELS[key][get_language()]
+    """An axis or title label in the notebook's language: the catalogue's ``plot.<key>``."""
+    return message(f"plot.{key}")
 
 
 def plot_loss_curves(histories: Mapping[str, Sequence[float]], *, log_scale: bool = True, ax=None):

@@ -4,6 +4,7 @@ It is built like the real lessons (docs/authoring.md) but runs in a second,
 so tests can grade many submissions and know every score exactly.
 """
 
+import hashlib
 import os
 import shutil
 import time
@@ -133,6 +134,31 @@ def toy_source_notebook():
     return nb
 
 
+@pytest.fixture(scope="session")
+def warm_sandboxes():
+    """Started sandboxes with the default limits, shared by the tests that grade the toy course:
+    ``grade_assignment(..., **warm_sandboxes)``. Two for students' notebooks and one that runs
+    only the instructor's (as a warm server keeps them); each job still runs in a fresh child.
+    A test that sets other limits or stops a sandbox starts its own."""
+    from autograder.grading.sandbox import Worker, WorkerPool
+
+    with WorkerPool(2) as pool:
+        reference = Worker(index=2)
+        try:
+            yield {"sandboxes": pool, "reference_worker": reference}
+        finally:
+            reference.close()
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by its relative path."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
 def wait_for(condition, seconds: float = 60.0) -> bool:
     """Whether ``condition()`` became true within ``seconds`` (polled every 50 ms)."""
     deadline = time.monotonic() + seconds
@@ -158,6 +184,13 @@ def toy_course(toy_template_course, tmp_path) -> Path:
     course = tmp_path / "course"
     shutil.copytree(toy_template_course, course)
     return course
+
+
+def pytest_collection_modifyitems(items):
+    """The notebooks' replay (nbval: one kernel per lesson, tens of seconds each) is slow."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -4,6 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # plain nbgrader (a kernel per notebook) and the sandboxed grader
 ROOT = Path(__file__).resolve().parents[1]
 
 

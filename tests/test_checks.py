@@ -383,12 +383,72 @@ def test_unknown_language_is_refused():
 def test_every_message_exists_in_both_languages_with_the_same_fields():
     import string
 
-    from course.i18n import MESSAGES
+    from course.i18n import LANGUAGES, MESSAGES
 
     for key, texts in MESSAGES.items():
-        assert set(texts) == {"en", "ru"}, key
+        assert set(texts) == set(LANGUAGES), key
         fields = [{f for _, f, _, _ in string.Formatter().parse(t) if f} for t in texts.values()]
         assert fields[0] == fields[1], key
+
+
+# --- the pure core ----------------------------------------------------------------------------
+
+CORE_CASES = [
+    # (kind, actual, expected, options, the check that reads the same values)
+    (
+        "tensor",
+        torch.tensor([1.0, 5.0]),
+        torch.tensor([1.0, 2.0]),
+        {},
+        lambda: check_tensor("v", torch.tensor([1.0, 5.0]), torch.tensor([1.0, 2.0])),
+    ),
+    (
+        "tensor",
+        torch.tensor([1.0, 5.0]),
+        torch.tensor([1.0, 2.0]),
+        {"input_name": "x"},
+        lambda: check_tensor("v", torch.tensor([1.0, 5.0]), torch.tensor([1.0, 2.0]), input_name="x"),
+    ),
+    ("scalar", 1.2, 0.3, {"rtol": 1e-5, "atol": 1e-8}, lambda: check_scalar("v", 1.2, 0.3)),
+    ("value", "a", "b", {"reveal": False}, lambda: check_value("v", "a", "b", reveal=False)),
+    ("true", 1, True, {}, lambda: check_true("v", 1)),
+    ("type", int, float, {}, lambda: course.check_type("v", 3, float)),
+    (
+        "chain",
+        ["SumBackward0", "AccumulateGrad"],
+        ["MulBackward0"],
+        {},
+        lambda: check_grad_fn_chain("v", torch.ones(1, requires_grad=True).sum(), ["MulBackward0"]),
+    ),
+]
+
+
+def test_compare_is_pure_and_each_check_renders_its_verdict_in_the_notebooks_language(capsys):
+    from course.checks import compare, failure_text, tensor_facts
+    from course.i18n import LANGUAGES
+
+    def core(kind, actual, expected, options):
+        if kind == "tensor":
+            actual, expected = tensor_facts(actual), tensor_facts(expected)
+        return compare(kind, actual, expected, options)
+
+    for lang in LANGUAGES:
+        course.set_language(lang)
+        for kind, actual, expected, options, check in CORE_CASES:
+            verdict = core(kind, actual, expected, options)
+            assert not verdict.ok and verdict == core(kind, actual, expected, options)
+            assert failure_text("v", verdict, lang) == fails(check)
+            assert core(kind, expected, expected, options).ok
+    assert capsys.readouterr() == ("", "")
+
+
+def test_compare_of_right_values_passes_without_a_reason():
+    from course.checks import PASSED, compare, tensor_facts
+
+    same = tensor_facts(torch.tensor([1.0, 2.0]))
+    assert compare("tensor", same, same, {}) == PASSED and PASSED.reason is None
+    assert compare("true", True, True, {}) == PASSED
+    assert compare("type", "float", "float", {}) == PASSED  # names, as the grader receives them
 
 
 # --- properties ----------------------------------------------------------------------------

@@ -6,19 +6,20 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import ASSIGNMENT, NOTEBOOK, wait_for
+from nbgrader.api import Gradebook
 from test_pipeline import EXPECTED, write_lms_folder
 
 from autograder import notebooks
 from autograder.collect import collect
-from autograder.grading.grade import read_result
+from autograder.grading.results import read_result
 
+pytestmark = pytest.mark.slow  # a Dask scheduler and workers, each worker with its sandboxes
 DASK = Path(sys.executable).parent / "dask"
 
 
@@ -77,7 +78,7 @@ def slow_down(course: Path, seconds: float) -> None:
     """Each student's first answer cell sleeps first: the runs last long enough to be cut."""
     for path in (course / "submitted").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}.ipynb"):
         nb = notebooks.read(path)
-        answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+        answer = next(c for c in nb.cells if notebooks.is_solution(c))
         answer.source = f"import time\ntime.sleep({seconds})\n" + answer.source
         notebooks.write(nb, path)
 
@@ -97,8 +98,8 @@ def scores(course: Path) -> dict:
 
 
 def submissions_in_gradebook(course: Path) -> list[str]:
-    with sqlite3.connect(course / "gradebook.db") as db:
-        return sorted(s for (s,) in db.execute("select student_id from submitted_assignment"))
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return sorted(s.student_id for a in gb.assignments for s in a.submissions)
 
 
 def test_a_cluster_grades_exactly_as_local_grading(graded_class, cluster):

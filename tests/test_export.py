@@ -1,7 +1,7 @@
 """Roster, exports (csv, Moodle, Canvas) and the report, on the toy course.
 
-Results are recorded without running a sandbox: through the functions the grader
-itself records with (``write_result`` into autograded/, ``record`` into the
+Results are stored without running a sandbox: through the functions the grader
+itself stores them with (``write_result`` into autograded/, ``write_scores`` into the
 gradebook), from cells built on the toy lesson's real grade cells.
 """
 
@@ -15,8 +15,9 @@ from nbgrader.api import Gradebook
 from autograder import roster
 from autograder.cli import main
 from autograder.export import CANVAS_IDENTITY, MOODLE_IDENTITY, export, gather
-from autograder.grading.grade import SubmissionResult, load_templates, record, write_result
-from autograder.grading.score import CellResult
+from autograder.grading.gradebook import write_scores
+from autograder.grading.results import CellResult, SubmissionResult, write_result
+from autograder.grading.submission import load_solved_notebooks
 from autograder.report import failures_by_check, load_results, write_report
 
 ROSTER = """\ufeffid,first_name,last_name,email,favourite_colour
@@ -39,9 +40,9 @@ def db(course) -> str:
 def cells(course, language: str, failed: dict[str, tuple[str, str]] | None = None) -> list[CellResult]:
     """The toy lesson's grade cells, all passed but ``failed`` ({grade_id: (message, message_en)})."""
     failed = failed or {}
-    template = load_templates(course, ASSIGNMENT)[(NOTEBOOK, language)]
+    solved = load_solved_notebooks(course, ASSIGNMENT)[(NOTEBOOK, language)]
     out = []
-    for g in template.grade_cells:
+    for g in solved.grade_cells:
         if g.kind == "written":
             out.append(CellResult(g.grade_id, "written", g.exercise, g.points, None, None, "", g.hidden))
         elif g.grade_id in failed:
@@ -63,7 +64,7 @@ def graded(course, student: str, language: str = "en", failed=None, *, on_roster
     write_result(course, result)
     if on_roster:
         with Gradebook(db(course)) as gb:
-            record(gb, result, allow_unknown=True)
+            write_scores(gb, result, allow_unknown=True)
     return result
 
 

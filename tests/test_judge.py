@@ -20,14 +20,14 @@ def _test_cells(path: Path) -> list[tuple[str, str]]:
     return [
         (c.metadata.nbgrader["grade_id"], c.source)
         for c in notebooks.read(path).cells
-        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+        if c.cell_type == "code" and notebooks.is_grade(c)
     ]
 
 
 def _student_names(path: Path) -> set[str]:
     names = set()
     for cell in notebooks.read(path).cells:
-        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
+        if cell.cell_type == "code" and notebooks.is_solution(cell):
             for node in ast.parse(cell.source).body:
                 if isinstance(node, ast.FunctionDef | ast.ClassDef):
                     names.add(node.name)
@@ -94,10 +94,9 @@ def _run(path: Path, mode: str) -> list[tuple[str, int, object]]:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
         source = cell.source
-        if meta.get("grade"):
-            current[0] = meta["grade_id"]
+        if notebooks.is_grade(cell):
+            current[0] = notebooks.grade_id(cell)
             torch.manual_seed(sum((i + 1) * ord(c) for i, c in enumerate(current[0])) % 2**31)
             source = rewrite(source, mode)
         with contextlib.redirect_stdout(io.StringIO()):
@@ -266,7 +265,8 @@ def test_protocol_refuses_frames_over_the_limit_and_bad_json():
     os.close(read)
 
 
-def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path, monkeypatch):
+@pytest.mark.slow  # grades in sandboxes
+def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path, monkeypatch, warm_sandboxes):
     from test_pipeline import write_lms_folder
 
     from autograder.collect import collect
@@ -275,7 +275,7 @@ def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path,
 
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, "toy", tmp_path / "lms")
-    first = grade_assignment(toy_course, "toy", student="ann")
+    first = grade_assignment(toy_course, "toy", student="ann", **warm_sandboxes)
     stored = toy_course / "references" / "toy" / "toy.json"
     assert stored.is_file() and first.results[0].score > 0
     assert not (toy_course / "source" / "toy" / "references").exists()  # never where nbgrader copies from
@@ -284,7 +284,7 @@ def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path,
         raise AssertionError("a grading command ran the reference again")
 
     monkeypatch.setattr(references, "compute", no_second_run)
-    again = grade_assignment(toy_course, "toy", student="ann", force=True)
+    again = grade_assignment(toy_course, "toy", student="ann", force=True, **warm_sandboxes)
     assert again.results[0].score == first.results[0].score
 
     source = toy_course / "source" / "toy" / "toy.ipynb"  # a new version of the lesson: learnt again
@@ -292,5 +292,5 @@ def test_references_are_learnt_once_per_assignment_version(toy_course, tmp_path,
     source.write_text(changed)
     assert references.stored(toy_course, "toy", source) is None  # out of date
     monkeypatch.undo()
-    grade_assignment(toy_course, "toy", student="ann", force=True)
+    grade_assignment(toy_course, "toy", student="ann", force=True, **warm_sandboxes)
     assert references.stored(toy_course, "toy", source) is not None

@@ -50,3 +50,10 @@ def test_a_notebook_without_setup_cell_is_refused_with_a_pointer_to_the_guide():
     nb.cells[2].metadata.tags = []
     with pytest.raises(ValueError, match=r"docs/authoring\.md"):
         select_language(nb, "ru")
+
+
+def test_the_languages_are_defined_once_in_the_catalogue():
+    import autograder
+    from course import i18n
+
+    assert autograder.LANGUAGES is i18n.LANGUAGES

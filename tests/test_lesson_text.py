@@ -22,10 +22,6 @@ NEUTRAL_DOCSTRINGS = ["01_gradients", "02_autograd_graph", "03_accumulation", "0
 NEUTRAL_DOCSTRINGS += ["05_autograd_practice"]
 
 
-def nbgrader_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
 def cells_by_id(path: Path) -> dict:
     return {c.id: c for c in notebooks.read(path).cells}
 
@@ -113,7 +109,7 @@ def exercises(nb) -> list[tuple[object, list[int]]]:
     """Each answer cell with the points of its test cells (a written answer scores itself)."""
     found = []
     for i, cell in enumerate(nb.cells):
-        meta = nbgrader_meta(cell)
+        meta = notebooks.nbgrader_metadata(cell)
         if not meta.get("solution"):
             continue
         if meta.get("grade"):
@@ -121,9 +117,9 @@ def exercises(nb) -> list[tuple[object, list[int]]]:
             continue
         points = []
         for test in nb.cells[i + 1 :]:
-            if not (test.cell_type == "code" and nbgrader_meta(test).get("grade")):
+            if not (test.cell_type == "code" and notebooks.nbgrader_metadata(test).get("grade")):
                 break
-            points.append(nbgrader_meta(test)["points"])
+            points.append(notebooks.nbgrader_metadata(test)["points"])
         found.append((cell, points))
     return found
 
@@ -145,7 +141,7 @@ def test_every_exercise_heading_shows_its_points(lesson):
         split = " + ".join(str(p) for p in points)
         for language, word, amount in (("en", "Exercise", points_en), ("ru", "Упражнение", points_ru)):
             heading = last_heading(nb, answer, language)
-            if nbgrader_meta(answer).get("grade"):
+            if notebooks.nbgrader_metadata(answer).get("grade"):
                 assert f"{amount(total)})" in heading, f"{answer.id}, {language}: {heading!r}"
                 continue
             pattern = rf"^#+ {word} \d+\. .*\({re.escape(amount(total))}(: {re.escape(split)})?\)$"
@@ -219,7 +215,7 @@ def test_foreign_word_detector():
 def test_stub_docstrings_hold_formulas_and_identifiers_only(assignment):
     (path,) = (ROOT / "source" / assignment).glob("*.ipynb")
     for cell in notebooks.read(path).cells:
-        if cell.cell_type == "code" and nbgrader_meta(cell).get("solution"):
+        if cell.cell_type == "code" and notebooks.nbgrader_metadata(cell).get("solution"):
             for node in ast.walk(ast.parse(cell.source)):
                 if isinstance(node, ast.FunctionDef) and ast.get_docstring(node):
                     words = foreign_words(ast.get_docstring(node), cell.source)

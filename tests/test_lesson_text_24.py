@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import notebooks
+from autograder import LANGUAGES, notebooks
 from autograder.language import cell_language
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def exercise_headings(nb, language: str) -> list[tuple[str, list[int]]]:
     """(heading line, points of each graded cell up to the next heading of that language)."""
     groups: list[tuple[str, list[int]]] = []
     for c in nb.cells:
-        meta = c.metadata.get("nbgrader", {})
+        meta = notebooks.nbgrader_metadata(c)
         if cell_language(c) == language and c.source.startswith("#"):
             first = c.source.splitlines()[0]
             groups.append((first, []) if HEADING[language].search(first) else ("", []))
@@ -146,7 +146,7 @@ def exercise_headings(nb, language: str) -> list[tuple[str, list[int]]]:
     return [g for g in groups if g[0]]
 
 
-@pytest.mark.parametrize("language", ["en", "ru"])
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_every_exercise_heading_shows_its_points(lesson, language):
     headings = exercise_headings(lesson, language)
     assert headings
@@ -227,9 +227,7 @@ RECIPE_FREE = {
 
 def statement(nb, solution_id: str) -> list:
     """The prose cells between the exercise heading and its solution cell."""
-    end = next(
-        i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == solution_id
-    )
+    end = next(i for i, c in enumerate(nb.cells) if notebooks.grade_id(c) == solution_id)
     cells = nb.cells[:end]
     start = max(i for i, c in enumerate(cells) if cell_language(c) == "en" and HEADING["en"].search(c.source))
     return [c for c in cells[start:] if cell_language(c)]
@@ -239,7 +237,7 @@ def statement(nb, solution_id: str) -> list:
 def test_rewritten_exercises_state_the_goal_not_the_lines(path):
     nb = notebooks.read(path)
     for solution_id in RECIPE_FREE[path]:
-        solution = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == solution_id)
+        solution = next(c for c in nb.cells if notebooks.grade_id(c) == solution_id)
         body = solution.source.split("### BEGIN SOLUTION")[1]
         signature = flat(solution.source.split("\n")[0])
         for c in statement(nb, solution_id):
@@ -273,11 +271,11 @@ def run_cells(nb, cell_ids: list[str], language: str, monkeypatch):
     return namespace
 
 
-@pytest.mark.parametrize("language", ["en", "ru"])
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_l4_draws_q_to_the_t_for_every_learning_rate_regime(l4, language, monkeypatch, capsys):
     import matplotlib.pyplot as plt
 
-    from course.plotting import LABELS
+    from course.i18n import message
 
     ns = run_cells(l4, ["lr-regimes-demo"], language, monkeypatch)
     ax = ns["fig"].axes[0]
@@ -286,16 +284,16 @@ def test_l4_draws_q_to_the_t_for_every_learning_rate_regime(l4, language, monkey
     regimes = [sum(0 < q < 1 for q in ratios), ratios.count(0), sum(-1 < q < 0 for q in ratios)]
     regimes += [ratios.count(-1), sum(q < -1 for q in ratios)]
     assert regimes == [1, 1, 1, 1, 1], ratios
-    assert ax.get_xlabel() == LABELS["step"][language]
+    assert ax.get_xlabel() == message("plot.step", language)
     assert "q^t" in ax.get_ylabel()
     plt.close("all")
 
 
-@pytest.mark.parametrize("language", ["en", "ru"])
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_l4_race_paths_can_be_told_apart_over_labelled_contours(l4, language, monkeypatch, capsys):
     import matplotlib.pyplot as plt
 
-    from course.plotting import LABELS
+    from course.i18n import message
 
     ns = run_cells(l4, ["race-demo"], language, monkeypatch)
     ax_paths, ax_loss = ns["fig"].axes
@@ -307,7 +305,7 @@ def test_l4_race_paths_can_be_told_apart_over_labelled_contours(l4, language, mo
     assert r"\ln(1 + f" in ax_paths.get_title()
     assert ax_paths.texts, "the level lines carry their values"
     legend = [t.get_text() for t in ax_paths.get_legend().get_texts()]
-    assert LABELS["start"][language] in legend and LABELS["minimum"][language] in legend
+    assert message("plot.start", language) in legend and message("plot.minimum", language) in legend
     for line in ax_loss.get_lines():
         if line.get_label() in paths:
             path = paths[line.get_label()]

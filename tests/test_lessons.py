@@ -29,21 +29,17 @@ PROPER_NAMES = {
 }
 
 
-def nbgrader_meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
-
-
 def is_test_cell(cell) -> bool:
-    meta = nbgrader_meta(cell)
+    meta = notebooks.nbgrader_metadata(cell)
     return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 
 def is_code_solution(cell) -> bool:
-    return cell.cell_type == "code" and nbgrader_meta(cell).get("solution", False)
+    return cell.cell_type == "code" and notebooks.nbgrader_metadata(cell).get("solution", False)
 
 
 def is_written_answer(cell) -> bool:
-    meta = nbgrader_meta(cell)
+    meta = notebooks.nbgrader_metadata(cell)
     return cell.cell_type == "markdown" and meta.get("solution", False) and meta.get("grade", False)
 
 
@@ -147,7 +143,7 @@ def prose_pairs(nb):
 def test_every_prose_cell_has_a_twin_in_the_other_language(lesson):
     _, nb = lesson
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and not nbgrader_meta(cell):
+        if cell.cell_type == "markdown" and not notebooks.nbgrader_metadata(cell):
             assert cell_language(cell) in LANGUAGES, f"markdown cell {cell.id} has no lang-en/lang-ru tag"
         if cell.cell_type == "code":
             assert cell_language(cell) is None, f"code cell {cell.id} must be shared by both languages"
@@ -286,7 +282,7 @@ def test_both_languages_have_the_same_grade_cells(assignment):
         nb = notebooks.read(path)
         cells = []
         for c in nb.cells:
-            if nbgrader_meta(c):
+            if notebooks.nbgrader_metadata(c):
                 meta = dict(c.metadata.nbgrader)
                 written = c.cell_type == "markdown" and meta.get("solution")
                 if written:  # the stub is in the notebook's language, so are its source and checksum
@@ -333,6 +329,7 @@ def test_nothing_hidden_or_solved_leaks_into_a_release(path):
 # --- grading both ways ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # nbgrader runs every lesson, solved and blank
 def test_solutions_score_full_marks_and_releases_zero(tmp_path):
     rows = grade_solved_and_blank(ROOT, tmp_path)
     assert {(r.assignment, r.language, r.kind) for r in rows} == {

@@ -1,7 +1,7 @@
 """No byte of a submission crashes the grader: every damaged file is graded or refused with a reason.
 
 Covers reading a submitted notebook (``autograder.grading.submission``), its ``timestamp.txt``
-(``autograder.grading.grade.submission_time``) and bringing a download in (``autograder.collect``).
+(``autograder.grading.gradebook.submission_time``) and bringing a download in (``autograder.collect``).
 Fast and without a sandbox: nothing here runs a notebook.
 """
 
@@ -20,21 +20,21 @@ from nbgrader.utils import parse_utc
 
 from autograder import notebooks
 from autograder.collect import collect
-from autograder.grading.grade import submission_time
+from autograder.grading.gradebook import submission_time
 from autograder.grading.submission import (
     InvalidSubmission,
     answer_cells,
     assemble,
-    build_template,
     detect_language,
     load,
+    read_solved_notebook,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "release" / "en" / "01_gradients" / "gradients.ipynb"
 SOURCE = ROOT / "source" / "01_gradients" / "gradients.ipynb"
-TEMPLATE = build_template(SOURCE, "en")
-FIRST_ANSWER = TEMPLATE.answer_ids[0]
+SOLVED = read_solved_notebook(SOURCE, "en")
+FIRST_ANSWER = SOLVED.answer_ids[0]
 
 
 def released() -> dict:
@@ -53,7 +53,7 @@ def grade(path: Path):
     """What grade_one does with a file before it runs it; the result must be writable as UTF-8."""
     submitted = load(path)
     assert detect_language(submitted) == "en"
-    assembled = assemble(TEMPLATE, submitted)
+    assembled = assemble(SOLVED, submitted)
     notebooks.writes(assembled.nb).encode("utf-8")
     return assembled
 
@@ -77,9 +77,7 @@ def test_lone_surrogates_in_sources_and_outputs_are_replaced_and_noted(tmp_path)
     text = json.dumps(data)  # escapes them: "\ud800"
     assert "\\ud800" in text
     assembled = grade(write(tmp_path, text))
-    graded = next(
-        c for c in assembled.nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == FIRST_ANSWER
-    )
+    graded = next(c for c in assembled.nb.cells if notebooks.grade_id(c) == FIRST_ANSWER)
     assert graded.source == "x = 1  # \ufffd and \ufffd\n"
     assert any("not valid Unicode" in n for n in assembled.notices)
 
@@ -403,7 +401,7 @@ def test_no_mutation_of_a_real_notebook_raises_anything_but_invalid_submission(t
     try:
         submitted = load(path)
         detect_language(submitted)
-        assembled = assemble(TEMPLATE, submitted)
+        assembled = assemble(SOLVED, submitted)
     except InvalidSubmission as error:
         assert str(error) and "\n" not in str(error)
         return

@@ -1,5 +1,6 @@
 """What a student reads when a check fails: in the notebook and in feedback.html (issue 11's rules)."""
 
+import pytest
 import torch
 from test_pipeline import write_lms_folder
 
@@ -121,12 +122,15 @@ def test_titles_are_rendered_without_latex_or_backticks():
     assert plain_title(r"$\frac{1}{N}$ and $\ln(1+f)$") == "1/N and ln(1+f)"
 
 
-def test_a_written_answer_graded_in_formgrader_shows_its_score_and_comment(toy_course, tmp_path):
+@pytest.mark.slow  # grades in sandboxes
+def test_a_written_answer_graded_in_formgrader_shows_its_score_and_comment(
+    toy_course, tmp_path, warm_sandboxes
+):
     from nbgrader.api import Gradebook
 
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, "toy", tmp_path / "lms")
-    grade_assignment(toy_course, "toy", student="ann")
+    grade_assignment(toy_course, "toy", student="ann", **warm_sandboxes)
     with Gradebook(f"sqlite:///{toy_course / 'gradebook.db'}") as gb:
         grade = gb.find_grade("why", "toy", "toy", "ann")
         grade.manual_score = 1.5
@@ -160,3 +164,68 @@ def test_an_exception_is_named_and_explained_only_in_the_graders_words():
     assert "RuntimeError" in unknown and "HIDDEN" not in unknown
     custom = _reason(cell("LeakHidden", "does not require grad and does not have a grad_fn"), [], [], "ru")
     assert "LeakHidden" not in custom and "исключение" in custom
+
+
+# --- the catalogue (course.i18n) ---------------------------------------------------------------
+
+
+def test_one_catalogue_in_the_language_asked_for_else_the_notebooks_else_english():
+    from course.i18n import Text, message
+
+    assert message("passed", "ru") == "пройдено" and message("passed", "en") == "passed"
+    assert message("passed", "de") == "passed"  # a language the catalogue lacks
+    set_language("ru")
+    try:
+        assert message("passed") == "пройдено"
+        nested = message("fail_header", "en", name="x", reason=Text("stop.memory"))
+    finally:
+        set_language("en")
+    assert nested == "✘ x: the notebook ran out of memory"  # a field in the language of its message
+
+
+def test_every_stop_reason_of_the_protocol_has_its_words_and_no_other():
+    from autograder.grading.protocol import STOP_REASONS
+    from course.i18n import MESSAGES
+
+    assert {key.removeprefix("stop.") for key in MESSAGES if key.startswith("stop.")} == STOP_REASONS
+
+
+def test_a_known_error_is_recognised_by_a_fragment_and_told_only_in_the_catalogues_words():
+    from course.i18n import KNOWN_ERRORS, LANGUAGES, known_error, message
+
+    for fragment, key in KNOWN_ERRORS:
+        for lang in LANGUAGES:
+            assert known_error(f"RuntimeError: SECRET {fragment} SECRET", lang) == message(key, lang)
+    assert known_error("SECRET", "en") is None
+    assert len({key for _, key in KNOWN_ERRORS}) == len(KNOWN_ERRORS)
+
+
+def test_the_catalogue_loads_without_torch_and_the_course_loads_its_names_on_first_use():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, course, course.i18n\n"
+        "assert 'torch' not in sys.modules\n"
+        "from course import check_tensor, pick_device, graph_tree\n"
+        "assert 'torch' in sys.modules and set(course.__all__) <= set(dir(course))\n"
+        "namespace = {}\n"
+        "exec('from course import *', namespace)\n"
+        "assert set(course.__all__) <= set(namespace)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_a_cell_that_reported_more_than_its_reference_is_told_its_values_do_not_match():
+    from nbformat import from_dict
+
+    from autograder.grading.score import _reason
+    from course.i18n import message
+
+    want = [{"site": 0, "kind": "true", "name": "c", "expected": {"t": "bool", "v": True}, "options": {}}]
+    twice = [{"site": 0, "kind": "true", "value": {"t": "bool", "v": True}}] * 2
+    assert not verify.cell_matches(want, twice) and verify.explain(want, twice, "en") is None
+    quiet = from_dict({"outputs": []})
+    assert _reason(quiet, want, twice, "ru") == message("verify.mismatch", "ru")
+    warned = from_dict({"outputs": [{"output_type": "stream", "name": "stderr", "text": "UserWarning\n"}]})
+    assert _reason(warned, want, twice[:1], "en") == message("stderr", "en")

@@ -5,19 +5,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ASSIGNMENT, HIDDEN_MARKERS, NOTEBOOK
 from test_pipeline import GRAD, WRITTEN, submission
 
 from autograder import notebooks
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grading.grade import grade_assignment, read_result
+from autograder.grading.grade import grade_assignment
+from autograder.grading.results import read_result
 
+pytestmark = pytest.mark.slow  # every test grades in sandboxes, and nbgrader runs kernels
 SQUARE = "def square(x):\n    return x * x"
 
 
 def submit(course: Path, student: str, language: str, answers: dict, written: str | None, drop=()) -> None:
     nb = submission(course, language, answers, written)
-    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in drop]
+    nb.cells = [c for c in nb.cells if notebooks.grade_id(c) not in drop]
     folder = course / "submitted" / student / ASSIGNMENT
     folder.mkdir(parents=True, exist_ok=True)
     notebooks.write(nb, folder / f"{NOTEBOOK}.ipynb")
@@ -45,10 +48,10 @@ def page(course: Path, student: str) -> str:
     return (course / FEEDBACK_DIR / student / ASSIGNMENT / "feedback.html").read_text(encoding="utf-8")
 
 
-def test_nbgrader_generate_feedback_keeps_our_pages_and_we_keep_its(toy_course):
+def test_nbgrader_generate_feedback_keeps_our_pages_and_we_keep_its(toy_course, warm_sandboxes):
     submit(toy_course, "ann", "en", {"square": SQUARE, "grad": GRAD}, WRITTEN)
     submit(toy_course, "boris", "ru", {"square": SQUARE}, None)
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     ours = {path.parts[-3]: path.read_bytes() for path in write_feedback(toy_course, ASSIGNMENT)}
     assert sorted(ours) == ["ann", "boris"]
 
@@ -77,7 +80,7 @@ def test_nbgrader_generate_feedback_keeps_our_pages_and_we_keep_its(toy_course):
     assert "Итого" in page(toy_course, "boris") and "Total: 4 / 6" in page(toy_course, "ann")
 
 
-def test_scores_and_comments_given_in_formgrader_reach_the_students_page(toy_course):
+def test_scores_and_comments_given_in_formgrader_reach_the_students_page(toy_course, warm_sandboxes):
     submit(
         toy_course,
         "ann",
@@ -86,7 +89,7 @@ def test_scores_and_comments_given_in_formgrader_reach_the_students_page(toy_cou
         WRITTEN,
     )
     submit(toy_course, "boris", "ru", {"square": SQUARE, "grad": GRAD}, "Потому что граф.")
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     write_feedback(toy_course, ASSIGNMENT)
     assert "to be graded by the instructor" in page(toy_course, "ann")
     assert "ждёт проверки преподавателем" in page(toy_course, "boris")
@@ -100,7 +103,7 @@ def test_scores_and_comments_given_in_formgrader_reach_the_students_page(toy_cou
     assert "to be graded" not in ann and "graded by the instructor" in ann
     assert "<td>1.5 / 2</td>" in ann and "Total: 4.5 / 6" in ann  # square 1 + grad 2 + spy 0 + why 1.5
     assert "say &lt;why&gt; the gradient accumulates" in ann  # escaped, never markup
-    assert ann.count("Use your square() here.") == 1 and "Instructor&#x27;s comment: Use your square()" in ann
+    assert ann.count("Use your square() here.") == 1 and "Instructor&#39;s comment: Use your square()" in ann
     boris = page(toy_course, "boris")
     assert "ждёт проверки" not in boris and "проверено преподавателем" in boris
     assert "<td>2.5 / 2</td>" in boris and "Итого: 6.5 / 6" in boris and "Верно." in boris
@@ -115,16 +118,18 @@ def test_scores_and_comments_given_in_formgrader_reach_the_students_page(toy_cou
         assert gb.find_submission(ASSIGNMENT, "boris").score == 6.5
 
 
-def test_a_deleted_written_answer_is_a_placeholder_scored_zero_and_code_still_fails(toy_course):
+def test_a_deleted_written_answer_is_a_placeholder_scored_zero_and_code_still_fails(
+    toy_course, warm_sandboxes
+):
     submit(toy_course, "ann", "en", {"square": SQUARE, "grad": GRAD}, None, drop={"why"})
     submit(toy_course, "boris", "ru", {"grad": GRAD}, None, drop={"why", "square"})
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
 
     ann = notebooks.read(toy_course / "autograded" / "ann" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    (why,) = [c for c in ann.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "why"]
+    (why,) = [c for c in ann.cells if notebooks.grade_id(c) == "why"]
     assert why.cell_type == "markdown" and why.source == "*(answer cell missing from the submission)*"
     boris = notebooks.read(toy_course / "autograded" / "boris" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in boris.cells}
+    by_id = {notebooks.grade_id(c): c for c in boris.cells}
     assert by_id["why"].source == "*(в работе нет ячейки с ответом)*"
     assert "RuntimeError" in by_id["square"].source  # a missing code answer still fails its tests
 
@@ -145,10 +150,10 @@ def test_a_deleted_written_answer_is_a_placeholder_scored_zero_and_code_still_fa
     assert "в работе нет ячейки ответа why" in page(toy_course, "boris")
 
 
-def test_a_plain_nbgrader_autograde_is_noticed_said_and_graded_again(toy_course):
+def test_a_plain_nbgrader_autograde_is_noticed_said_and_graded_again(toy_course, warm_sandboxes):
     submit(toy_course, "ann", "en", {"square": SQUARE, "grad": GRAD}, WRITTEN)
     submit(toy_course, "boris", "ru", {"square": SQUARE}, None)
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,
@@ -171,21 +176,23 @@ def test_a_plain_nbgrader_autograde_is_noticed_said_and_graded_again(toy_course)
     assert "1 submission(s) have no autograder result for their files, so no page: boris" in feedback.stderr
     assert f"run: autograder grade {ASSIGNMENT}" in feedback.stderr
 
-    again = grade_assignment(toy_course, ASSIGNMENT)
+    again = grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     assert [r.student for r in again.results] == ["boris"] and again.skipped == ["ann"]
     assert read_result(toy_course, "boris", ASSIGNMENT).score == 1
 
 
-def test_hand_scores_stay_graded_and_a_gradebook_changed_elsewhere_is_graded_again(toy_course):
+def test_hand_scores_stay_graded_and_a_gradebook_changed_elsewhere_is_graded_again(
+    toy_course, warm_sandboxes
+):
     from nbgrader.api import Gradebook
 
     submit(toy_course, "ann", "en", {"square": SQUARE, "grad": GRAD}, WRITTEN)
     submit(toy_course, "boris", "ru", {"square": SQUARE}, None)
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     formgrader_puts(toy_course, "ann", "why", "2", "Good.")
     url = f"sqlite:///{toy_course / 'gradebook.db'}"
 
-    again = grade_assignment(toy_course, ASSIGNMENT, force=True, workers=2)
+    again = grade_assignment(toy_course, ASSIGNMENT, force=True, **warm_sandboxes)
     assert sorted(r.student for r in again.results) == ["ann", "boris"]
     with Gradebook(url) as gb:
         why = gb.find_grade("why", NOTEBOOK, ASSIGNMENT, "ann")
@@ -193,7 +200,7 @@ def test_hand_scores_stay_graded_and_a_gradebook_changed_elsewhere_is_graded_aga
         gb.find_grade("square_test", NOTEBOOK, ASSIGNMENT, "boris").auto_score = 0.0  # another tool
         gb.db.commit()
 
-    later = grade_assignment(toy_course, ASSIGNMENT)
+    later = grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     assert later.skipped == ["ann"] and later.regraded == ["boris"]
     assert [r.student for r in later.results] == ["boris"]
     assert "1 graded again: the gradebook no longer held their autograder result" in later.summary()

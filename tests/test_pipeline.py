@@ -2,23 +2,23 @@
 
 import csv
 import hashlib
-import os
-import sqlite3
 import subprocess
 import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-from conftest import ASSIGNMENT, HIDDEN_MARKERS, NOTEBOOK
+from conftest import ASSIGNMENT, HIDDEN_MARKERS, NOTEBOOK, digests
+from nbgrader.api import Gradebook
 
 from autograder import notebooks
 from autograder.collect import collect, parse_name
 from autograder.export import export_csv
 from autograder.feedback import FEEDBACK_DIR, write_feedback
-from autograder.grading.grade import grade_assignment, read_result
+from autograder.grading.grade import grade_assignment
+from autograder.grading.results import read_result
 from autograder.report import write_report
-from autograder.synthetic import break_file
+from autograder.synthetic import BROKEN, break_file
 
 ANSWERS = {
     "correct": {"square": "def square(x):\n    return x * x", "grad": None},
@@ -58,7 +58,7 @@ EXPECTED = {
 def submission(course: Path, language: str, answers: dict, written: str | None):
     nb = notebooks.read(course / "release" / language / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = notebooks.grade_id(cell)
         if grade_id in answers:
             cell.source = answers[grade_id]
         if grade_id == "why" and written:
@@ -74,26 +74,6 @@ def write_lms_folder(course: Path, folder: Path) -> None:
         )
 
 
-def digests(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in folder.rglob("*")
-        if p.is_file()
-    }
-
-
-def kernels_left_by_this_process() -> int:
-    count = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        count += ppid == os.getpid() and b"ipykernel" in cmdline
-    return count
-
-
 def scores(course: Path) -> dict[str, dict[str, float | None]]:
     out = {}
     for student in CLASS:
@@ -103,19 +83,19 @@ def scores(course: Path) -> dict[str, dict[str, float | None]]:
 
 
 def grade_rows(course: Path) -> list[tuple]:
-    with sqlite3.connect(course / "gradebook.db") as db:
+    """(student, grade cell, automatic score) of every grade the gradebook holds."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         return sorted(
-            db.execute(
-                "select student.id, base_cell.name, grade.auto_score from grade "
-                "join base_cell on grade.cell_id = base_cell.id "
-                "join submitted_notebook on grade.notebook_id = submitted_notebook.id "
-                "join submitted_assignment on submitted_notebook.assignment_id = submitted_assignment.id "
-                "join student on submitted_assignment.student_id = student.id"
-            ).fetchall()
+            (submission.student_id, grade.name, grade.auto_score)
+            for assignment in gb.assignments
+            for submission in assignment.submissions
+            for notebook in submission.notebooks
+            for grade in notebook.grades
         )
 
 
-def test_whole_class_end_to_end(toy_course, tmp_path):
+@pytest.mark.slow  # grades the class in sandboxes, then feedback, export and report
+def test_whole_class_end_to_end(toy_course, tmp_path, warm_sandboxes):
     lms = tmp_path / "lms"
     write_lms_folder(toy_course, lms)
     archive = tmp_path / "download.zip"
@@ -128,10 +108,9 @@ def test_whole_class_end_to_end(toy_course, tmp_path):
     assert sorted(report.collected) == sorted((s, NOTEBOOK) for s in CLASS)
     assert report.unknown == [] and report.ambiguous == []
 
-    batch = grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    batch = grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     assert len(batch.results) == len(CLASS) and all(r.status == "graded" for r in batch.results)
     assert scores(toy_course) == EXPECTED
-    assert kernels_left_by_this_process() == 0
 
     # languages travel with the submission into the feedback
     assert read_result(toy_course, "boris", ASSIGNMENT).language == "ru"
@@ -167,17 +146,18 @@ def test_whole_class_end_to_end(toy_course, tmp_path):
     assert digests(lms) | {"zip": hashlib.sha256(archive.read_bytes()).hexdigest()} == before
 
 
-def test_grading_again_gives_the_same_scores_and_no_duplicate_rows(toy_course, tmp_path):
+@pytest.mark.slow  # grades three times in sandboxes
+def test_grading_again_gives_the_same_scores_and_no_duplicate_rows(toy_course, tmp_path, warm_sandboxes):
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, ASSIGNMENT, tmp_path / "lms")
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     first = grade_rows(toy_course)
-    again = grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    again = grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     assert again.results == [] and sorted(again.skipped) == sorted(CLASS)
-    forced = grade_assignment(toy_course, ASSIGNMENT, workers=2, force=True)
+    forced = grade_assignment(toy_course, ASSIGNMENT, force=True, **warm_sandboxes)
     assert len(forced.results) == len(CLASS)
     assert grade_rows(toy_course) == first
-    assert len(first) == 4 * len(CLASS)
+    assert len(first) == len(EXPECTED["ann"]) * len(CLASS)
 
 
 KILLED_AFTER_THREE = """
@@ -195,7 +175,8 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_an_interrupted_run_finishes_when_started_again(toy_course, tmp_path):
+@pytest.mark.slow  # a grading command with sandboxes of its own
+def test_an_interrupted_run_finishes_when_started_again(toy_course, tmp_path, warm_sandboxes):
     """A grader killed (SIGKILL) between writing a result and its gradebook rows: the next run
     keeps what was fully recorded and grades the rest, that one included."""
     write_lms_folder(toy_course, tmp_path / "lms")
@@ -206,18 +187,18 @@ def test_an_interrupted_run_finishes_when_started_again(toy_course, tmp_path):
     on_disk = sorted(p.parts[-3] for p in (toy_course / "autograded").glob("*/*/result.json"))
     assert len(on_disk) == 3
 
-    finish = grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    finish = grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     assert len(finish.skipped) == 2 and len(finish.regraded) == 1 and set(finish.skipped) < set(on_disk)
     assert sorted(r.student for r in finish.results) == sorted(set(CLASS) - set(finish.skipped))
     assert scores(toy_course) == EXPECTED
-    assert len(grade_rows(toy_course)) == 4 * len(CLASS)
+    assert len(grade_rows(toy_course)) == len(EXPECTED["ann"]) * len(CLASS)
 
 
-def test_bad_files_get_a_clear_result_and_the_batch_goes_on(toy_course, tmp_path):
+@pytest.mark.slow  # grades in sandboxes
+def test_bad_files_get_a_clear_result_and_the_batch_goes_on(toy_course, tmp_path, warm_sandboxes):
     correct = submission(toy_course, "en", {"square": ANSWERS["correct"]["square"], "grad": GRAD}, None)
     root = toy_course / "submitted"
-    cases = ["invalid_json", "empty", "renamed", "deleted_tests", "duplicated_answer", "wrong_kernel"]
-    for kind in cases:
+    for kind in BROKEN:
         folder = root / kind.replace("_", "-") / ASSIGNMENT
         folder.mkdir(parents=True)
         break_file(notebooks.copy(correct), kind, folder / f"{NOTEBOOK}.ipynb")
@@ -228,9 +209,9 @@ def test_bad_files_get_a_clear_result_and_the_batch_goes_on(toy_course, tmp_path
     folder.mkdir(parents=True)
     notebooks.write(nbformat_notebook_without_answers(), folder / f"{NOTEBOOK}.ipynb")
 
-    batch = grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    batch = grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     results = {r.student: r for r in batch.results}
-    assert len(results) == len(cases) + 2
+    assert len(results) == len(BROKEN) + 2
     for student in ("invalid-json", "empty", "binary", "foreign"):
         assert results[student].status == "error" and results[student].score == 0
     assert "not valid notebook JSON" in results["invalid-json"].reason
@@ -252,12 +233,13 @@ def nbformat_notebook_without_answers():
     return new_notebook(cells=[new_code_cell("print('my own notebook')")])
 
 
-def test_unknown_students_are_added_with_a_notice_or_refused(toy_course, tmp_path):
+@pytest.mark.slow  # grades in sandboxes
+def test_unknown_students_are_added_with_a_notice_or_refused(toy_course, tmp_path, warm_sandboxes):
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, ASSIGNMENT, tmp_path / "lms")
-    refused = grade_assignment(toy_course, ASSIGNMENT, student="ann", allow_unknown=False)
+    refused = grade_assignment(toy_course, ASSIGNMENT, student="ann", allow_unknown=False, **warm_sandboxes)
     assert refused.refused == ["ann"] and refused.results == []
-    added = grade_assignment(toy_course, ASSIGNMENT, student="ann")
+    added = grade_assignment(toy_course, ASSIGNMENT, student="ann", **warm_sandboxes)
     assert any("not on the roster" in n for n in added.results[0].instructor_notes)
     assert not any("roster" in n for n in added.results[0].notices)  # never on the student's page
     assert added.added == ["ann"] and "1 added to the roster" in added.summary()
@@ -266,16 +248,15 @@ def test_unknown_students_are_added_with_a_notice_or_refused(toy_course, tmp_pat
     assert "roster" not in page
 
 
-def test_late_submissions_are_marked_from_timestamp_and_due_date(toy_course, tmp_path):
-    from nbgrader.api import Gradebook
-
+@pytest.mark.slow  # grades in sandboxes
+def test_late_submissions_are_marked_from_timestamp_and_due_date(toy_course, tmp_path, warm_sandboxes):
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, ASSIGNMENT, tmp_path / "lms")
     (toy_course / "submitted" / "ann" / ASSIGNMENT / "timestamp.txt").write_text("2030-01-02 00:00:00 UTC\n")
     (toy_course / "submitted" / "gil" / ASSIGNMENT / "timestamp.txt").write_text("2029-12-31 00:00:00 UTC\n")
     with Gradebook(f"sqlite:///{toy_course / 'gradebook.db'}") as gb:
         gb.update_or_create_assignment(ASSIGNMENT, duedate="2030-01-01 00:00:00 UTC")
-    grade_assignment(toy_course, ASSIGNMENT, workers=2)
+    grade_assignment(toy_course, ASSIGNMENT, **warm_sandboxes)
     export_csv(toy_course, tmp_path / "grades.csv")
     rows = {r["student_id"]: r for r in csv.DictReader((tmp_path / "grades.csv").open())}
     assert float(rows["ann"]["seconds_late"]) == 86400
@@ -343,6 +324,7 @@ def test_grading_refuses_without_a_sandbox_and_says_how_to_get_one(toy_course, m
         grade_assignment(toy_course, ASSIGNMENT)
 
 
+@pytest.mark.slow  # runs the notebook and its reference
 def test_unsafe_grading_is_written_into_every_result(toy_course, tmp_path):
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, ASSIGNMENT, tmp_path / "lms")
@@ -364,6 +346,7 @@ def test_an_unknown_assignment_is_one_line_and_status_2(toy_course):
     ]
 
 
+@pytest.mark.slow  # a grading command
 def test_course_dir_works_after_the_verb_and_an_empty_class_is_explained(toy_course):
     done = subprocess.run(
         [sys.executable, "-m", "autograder", "grade", ASSIGNMENT, "--course-dir", str(toy_course)],
@@ -375,6 +358,7 @@ def test_course_dir_works_after_the_verb_and_an_empty_class_is_explained(toy_cou
     assert "nothing to grade" in done.stdout and f"autograder collect {ASSIGNMENT} --from" in done.stdout
 
 
+@pytest.mark.slow  # a grading command with sandboxes
 def test_a_lesson_whose_solution_fails_is_one_line_and_status_2(toy_course, tmp_path):
     write_lms_folder(toy_course, tmp_path / "lms")
     collect(toy_course, ASSIGNMENT, tmp_path / "lms")

@@ -28,6 +28,7 @@ from autograder.grading.lock import CourseBusy, course_lock
 from autograder.grading.sandbox import WorkerPool
 from autograder.release import release
 
+pytestmark = pytest.mark.slow  # a PostgreSQL server of its own, and grading in sandboxes
 ROOT = Path(__file__).resolve().parents[1]
 SECOND = "toy_two"  # a second assignment: the toy one under another name
 
@@ -89,6 +90,7 @@ def postgres_db(postgres_server) -> str:
 
     name = f"gradebook_{os.getpid()}_{time.monotonic_ns()}"
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as connection:
+        # a new database on the server, before any gradebook exists: nothing the Gradebook API does
         connection.execute(f'CREATE DATABASE "{name}"')
     return f"{postgres_server}/{name}"
 

@@ -24,7 +24,10 @@ from autograder.grading.sandbox import (
     _cgroup_parents,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+pytestmark = [
+    pytest.mark.slow,  # real sandboxes, each importing torch, and jobs that run into their limits
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap"),
+]
 
 LIMITS = Limits(cell_seconds=5, notebook_seconds=20, memory_bytes=1 * 2**30, processes=64)
 

@@ -16,12 +16,15 @@ from test_pipeline import EXPECTED, write_lms_folder
 
 from autograder.collect import collect
 from autograder.grading import server
-from autograder.grading.grade import read_result
 from autograder.grading.lock import course_lock
+from autograder.grading.results import read_result
 
-pytestmark = pytest.mark.skipif(
-    server.os.geteuid() != 0 and not Path("/usr/bin/bwrap").exists(), reason="needs bubblewrap"
-)
+pytestmark = [
+    pytest.mark.slow,  # warm servers, each with its sandboxes, and grading commands as processes
+    pytest.mark.skipif(
+        server.os.geteuid() != 0 and not Path("/usr/bin/bwrap").exists(), reason="needs bubblewrap"
+    ),
+]
 
 
 @pytest.fixture

@@ -6,11 +6,13 @@ import pytest
 from conftest import ASSIGNMENT, NOTEBOOK, toy_source_notebook
 
 from autograder import notebooks
-from autograder.grading.grade import grade_assignment, read_result
+from autograder.grading.grade import grade_assignment
+from autograder.grading.results import read_result
 from autograder.nbgrader_autograde import autograde, prepare_course
 from autograder.release import release
 from autograder.synthetic import answered
 
+pytestmark = pytest.mark.slow  # nbgrader's kernels and the sandboxes grade the lesson
 # float() of a tensor that requires grad: a UserWarning from torch's C++ core, on this line
 WARNS = "_loss = torch.ones(1, requires_grad=True) * 2\n_value = float(_loss)\n"
 
@@ -22,7 +24,7 @@ def warning_course(tmp_path, toy_template_course):
     shutil.copy2(toy_template_course / "nbgrader_config.py", course / "nbgrader_config.py")
     nb = toy_source_notebook()
     for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "square_test":
+        if notebooks.grade_id(cell) == "square_test":
             cell.source = WARNS + cell.source
     notebooks.write(nb, course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
     release(course)
@@ -52,11 +54,11 @@ def test_without_the_ignore_pattern_nbgrader_would_score_it_zero(warning_course,
     assert square_score_with_nbgrader(course, solved, tmp_path / "graded") == 0
 
 
-def test_the_sandboxed_grader_keeps_the_points_too(warning_course):
+def test_the_sandboxed_grader_keeps_the_points_too(warning_course, warm_sandboxes):
     course, solved = warning_course
     target = course / "submitted" / "ann" / ASSIGNMENT
     target.mkdir(parents=True)
     shutil.copy2(solved, target / f"{NOTEBOOK}.ipynb")
-    grade_assignment(course, ASSIGNMENT, workers=1)
+    grade_assignment(course, ASSIGNMENT, **warm_sandboxes)
     cells = {c.grade_id: c.score for c in read_result(course, "ann", ASSIGNMENT).cells[NOTEBOOK]}
     assert cells["square_test"] == 1

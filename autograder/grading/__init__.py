@@ -14,6 +14,8 @@ Each module is one stage, in the order a notebook goes through them:
 - ``verify``: the reported values against the references, in the grader's process;
 - ``score``: points per cell, with a reason for every lost point;
 - ``grade``: every submission of an assignment, into results and the gradebook;
+- ``results``: a submission's result and its ``result.json`` (what feedback, export and the
+  report read, without the sandbox or torch); ``gradebook``: the scores into nbgrader's gradebook;
 - ``server``: sandboxes kept warm between commands; ``lock``: one grader per course.
 
 Importing this package imports none of them.

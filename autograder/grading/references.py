@@ -78,7 +78,7 @@ def stored(course_dir: Path, assignment: str, source: Path) -> dict[str, list[di
 
 
 def compute(
-    template_nb, limits: Limits = DEFAULT_LIMITS, unsafe: bool = False, worker: Worker | None = None
+    solved_nb, limits: Limits = DEFAULT_LIMITS, unsafe: bool = False, worker: Worker | None = None
 ) -> dict[str, list[dict]]:
     """Run the instructor's notebook in a sandbox of its own; ``{test grade_id: [reference per check
     call]}``. That sandbox is started for it, or is ``worker``: one that runs reference jobs only
@@ -88,16 +88,15 @@ def compute(
     try:
         if worker.process is None:
             worker.spawn()
-        run = run_in_sandbox(worker, notebooks.copy(template_nb), limits, mode="reference")
+        run = run_in_sandbox(worker, notebooks.copy(solved_nb), limits, mode="reference")
     finally:
         if own:
             worker.close()
     failing, cells = [], {}
     for index, cell in enumerate(run.nb.cells):
-        meta = cell.metadata.get("nbgrader", {})
-        if not (meta.get("grade") and cell.cell_type == "code"):
+        if not (notebooks.is_grade(cell) and cell.cell_type == "code"):
             continue
-        grade_id = meta["grade_id"]
+        grade_id = notebooks.grade_id(cell)
         errors = [o for o in cell.outputs if o.output_type == "error"]
         calls = sites(cell.source)
         recorded = run.references.get(grade_id, [])
@@ -117,7 +116,7 @@ def compute(
 def ensure(
     course_dir: Path,
     assignment: str,
-    templates: dict,
+    solved: dict,
     limits: Limits = DEFAULT_LIMITS,
     unsafe: bool = False,
     worker: Worker | None = None,
@@ -127,23 +126,23 @@ def ensure(
     with _LOCKS_LOCK:
         lock = _LOCKS.setdefault((str(Path(course_dir).resolve()), assignment), threading.Lock())
     with lock:
-        return _ensure(course_dir, assignment, templates, limits, unsafe, worker)
+        return _ensure(course_dir, assignment, solved, limits, unsafe, worker)
 
 
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 
 
-def _ensure(course_dir, assignment, templates, limits, unsafe, worker) -> dict[str, dict[str, list[dict]]]:
+def _ensure(course_dir, assignment, solved, limits, unsafe, worker) -> dict[str, dict[str, list[dict]]]:
     result = {}
-    for (name, _lang), template in sorted(templates.items()):
+    for (name, _lang), notebook in sorted(solved.items()):
         if name in result:
             continue
         source = Path(course_dir) / "source" / assignment / f"{name}.ipynb"
         cells = stored(course_dir, assignment, source)
         if cells is None:
             try:
-                cells = compute(template.nb, limits, unsafe, worker)
+                cells = compute(notebook.nb, limits, unsafe, worker)
             except ReferenceFailed as error:
                 raise ReferenceFailed(f"source/{assignment}/{name}.ipynb: {error}") from None
             path = path_for(course_dir, assignment, name)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from autograder import notebooks
+from autograder.grading.results import CellKind
 from autograder.grading.sandbox import DEFAULT_LIMITS, Limits, RunEvents
 from autograder.grading.testcells import TestCellError, rewrite
 
@@ -29,21 +31,21 @@ def sandbox_cells(nb: nbformat.NotebookNode, mode: str = "graded") -> list[dict]
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        meta = cell.metadata.get("nbgrader", {})
-        is_test = bool(meta.get("grade")) and not meta.get("solution")
+        is_test = notebooks.is_grade(cell) and not notebooks.is_solution(cell)
+        grade_id = notebooks.grade_id(cell)
         source = cell.source
         if is_test:
             try:
                 source = rewrite(cell.source, mode)
             except TestCellError as error:  # the instructor's cell: a lesson bug, stated per cell
-                problem = f"test cell {meta.get('grade_id')}: {error}"
+                problem = f"test cell {grade_id}: {error}"
                 source = f"raise SyntaxError({problem!r})"
         cells.append(
             {
                 "index": index,
-                "kind": "test" if is_test else "code",
+                "kind": (CellKind.TEST if is_test else CellKind.CODE).value,  # plain JSON text
                 "source": source,
-                "grade_id": meta.get("grade_id", ""),
+                "grade_id": grade_id or "",
             }
         )
     return cells
@@ -71,7 +73,7 @@ def run_in_sandbox(
             run.ran.add(index)
         else:
             cell.execution_count = None
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        grade_id = notebooks.grade_id(cell)
         if grade_id:
             run.reports[grade_id] = events.reports.get(index, [])
             run.references[grade_id] = events.references.get(index, [])

@@ -179,13 +179,14 @@ def serve(
 def _prefetch(course: Path, unsafe: bool, reference) -> None:
     """While the server waits: the references of every assignment of the course, where missing
     (a lesson whose solution fails is reported by the command that grades it, not here)."""
-    from autograder.grading.grade import load_templates
     from autograder.grading.references import ensure
+    from autograder.grading.submission import load_solved_notebooks
     from autograder.notebooks import assignments
 
     for assignment in assignments(course):
         with contextlib.suppress(Exception):
-            ensure(course, assignment, load_templates(course, assignment), unsafe=unsafe, worker=reference)
+            solved = load_solved_notebooks(course, assignment)
+            ensure(course, assignment, solved, unsafe=unsafe, worker=reference)
 
 
 def _handle(connection: socket.socket, course: Path, sandboxes, reference) -> None:

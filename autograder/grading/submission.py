@@ -9,6 +9,7 @@ instructor's copy, so editing, deleting, duplicating or reordering them, or
 changing their nbgrader metadata, changes nothing.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import messages, notebooks
+from autograder import LANGUAGES, notebooks
+from autograder.grading.results import CellKind
 from autograder.language import notebook_language, select_language
+from course.i18n import message
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 MAX_ANSWER_CHARS = 200_000
@@ -37,14 +40,14 @@ class InvalidSubmission(ValueError):
 class GradeCell:
     grade_id: str
     points: float
-    kind: str  # "test" (autograded code) or "written" (markdown graded by a person)
+    kind: CellKind  # TEST (autograded code) or WRITTEN (markdown graded by a person)
     exercise: str  # grade_id of the answer cell the test belongs to ("" for none)
     hidden: bool  # has hidden tests
 
 
 @dataclass
-class Template:
-    """The instructor's version of one notebook in one language."""
+class SolvedNotebook:
+    """The instructor's solved notebook (from ``source/``) in one language."""
 
     notebook: str
     language: str
@@ -63,29 +66,65 @@ class Assembled:
     written: dict[str, str] = field(default_factory=dict)  # grade_id -> student's text
 
 
-def build_template(source_path: Path, language: str) -> Template:
+def read_solved_notebook(source_path: Path, language: str) -> SolvedNotebook:
     nb = select_language(notebooks.read(source_path), language)
     grade_cells, answer_ids, exercise, titles, heading = [], [], "", {}, ""
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "markdown" and not meta:
+        if cell.cell_type == "markdown" and not notebooks.nbgrader_metadata(cell):
             headings = re.findall(r"^#+\s*(.+?)\s*$", cell.source, re.MULTILINE)
             heading = headings[-1] if headings else heading
-        if meta.get("solution"):
-            answer_ids.append(meta["grade_id"])
-            exercise = meta["grade_id"]
+        if notebooks.is_solution(cell):
+            answer_ids.append(notebooks.grade_id(cell))
+            exercise = notebooks.grade_id(cell)
             titles[exercise] = heading or exercise
-        if meta.get("grade"):
+        if notebooks.is_grade(cell):
             grade_cells.append(
                 GradeCell(
-                    grade_id=meta["grade_id"],
-                    points=float(meta.get("points", 0)),
-                    kind="written" if cell.cell_type == "markdown" else "test",
-                    exercise=meta["grade_id"] if cell.cell_type == "markdown" else exercise,
+                    grade_id=notebooks.grade_id(cell),
+                    points=notebooks.points(cell),
+                    kind=CellKind.WRITTEN if cell.cell_type == "markdown" else CellKind.TEST,
+                    exercise=notebooks.grade_id(cell) if cell.cell_type == "markdown" else exercise,
                     hidden="### BEGIN HIDDEN TESTS" in cell.source,
                 )
             )
-    return Template(source_path.stem, language, nb, grade_cells, answer_ids, titles)
+    return SolvedNotebook(source_path.stem, language, nb, grade_cells, answer_ids, titles)
+
+
+class AssignmentUnknown(RuntimeError):
+    """The assignment has no source notebooks."""
+
+
+def load_solved_notebooks(course_dir: Path, assignment: str) -> dict[tuple[str, str], SolvedNotebook]:
+    """Every notebook of ``source/<assignment>/`` in every language: ``{(notebook, language): ...}``."""
+    sources = sorted((course_dir / "source" / assignment).glob("*.ipynb"))
+    if not sources:
+        raise AssignmentUnknown(f"no notebooks in source/{assignment}/: is the assignment name right?")
+    return {(p.stem, lang): read_solved_notebook(p, lang) for p in sources for lang in LANGUAGES}
+
+
+def submission_paths(course_dir: Path, assignment: str, student: str | None = None) -> dict[str, Path]:
+    """``{student: submitted/<student>/<assignment>/}`` for every student who submitted."""
+    root = course_dir / "submitted"
+    students = (
+        [student]
+        if student
+        else sorted(p.name for p in root.iterdir() if p.is_dir())
+        if root.is_dir()
+        else []
+    )
+    return {s: root / s / assignment for s in students if (root / s / assignment).is_dir()}
+
+
+def digest(folder: Path, solved: dict[tuple[str, str], SolvedNotebook]) -> str:
+    """What a submission is graded from: its files and the solved notebooks. A stored result
+    whose digest differs was graded from other files."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*")):
+        if path.is_file() and not path.is_symlink():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for (name, lang), notebook in sorted(solved.items()):
+        h.update(f"{name}/{lang}".encode() + notebooks.writes(notebook.nb).encode())
+    return h.hexdigest()
 
 
 def load(path: Path) -> nbformat.NotebookNode:
@@ -295,9 +334,9 @@ def answer_cells(nb: nbformat.NotebookNode) -> list[tuple[str, nbformat.Notebook
     return [(c["grade_id"], c["raw"]) for c in _cells(nb) if c["solution"] and c["grade_id"]]
 
 
-def assemble(template: Template, submitted: nbformat.NotebookNode) -> Assembled:
+def assemble(solved: SolvedNotebook, submitted: nbformat.NotebookNode) -> Assembled:
     """The instructor's notebook with the student's answers (and their own extra cells) put in."""
-    result = Assembled(nb=notebooks.copy(template.nb), language=template.language)
+    result = Assembled(nb=notebooks.copy(solved.nb), language=solved.language)
     course = _get(submitted, "metadata", "course")
     course = course if isinstance(course, dict) else {}
     if course.get("converted_from") == 3:
@@ -322,11 +361,11 @@ def assemble(template: Template, submitted: nbformat.NotebookNode) -> Assembled:
 
     answers: dict[str, str] = {}
     extras: dict[str, list[str]] = {}
-    template_ids = {c.id for c in template.nb.cells}
+    solved_ids = {c.id for c in solved.nb.cells}
     current = ""  # the answer cell the student's own extra cells follow
     for cell in readable:
         grade_id = cell["grade_id"]
-        if cell["solution"] and grade_id in template.answer_ids:
+        if cell["solution"] and grade_id in solved.answer_ids:
             if grade_id in answers:
                 result.notices.append(f"answer cell {grade_id} appears twice: the first one is graded")
                 current = ""
@@ -335,7 +374,7 @@ def assemble(template: Template, submitted: nbformat.NotebookNode) -> Assembled:
                 current = grade_id
         elif grade_id:
             current = ""  # a test or locked cell ends the answer
-        elif cell["cell_type"] == "code" and current and cell["id"] not in template_ids:
+        elif cell["cell_type"] == "code" and current and cell["id"] not in solved_ids:
             extras.setdefault(current, []).append(cell["source"])
     if not answers:
         raise InvalidSubmission(
@@ -349,13 +388,12 @@ def assemble(template: Template, submitted: nbformat.NotebookNode) -> Assembled:
 
     cells = []
     for cell in result.nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        grade_id = meta.get("grade_id")
-        if meta.get("solution"):
+        grade_id = notebooks.grade_id(cell)
+        if notebooks.is_solution(cell):
             if grade_id not in answers:
                 result.missing_answers.append(grade_id)
                 if cell.cell_type == "markdown":  # what formgrader shows in its place; scored 0
-                    cell.source = messages.text("missing_written", template.language)
+                    cell.source = message("missing_written", solved.language)
                 else:  # its tests fail
                     cell.source = 'raise RuntimeError("answer cell missing from the submission")'
             else:

@@ -27,8 +27,6 @@ import re
 import threading
 from dataclasses import dataclass
 
-BEGIN_REFERENCE = "### BEGIN REFERENCE"
-END_REFERENCE = "### END REFERENCE"
 # check function -> (kind reported, index of the value checked, index of the expected value or None)
 CHECKS = {
     "check_tensor": ("tensor", 1, 2),
@@ -38,7 +36,6 @@ CHECKS = {
     "check_grad_fn_chain": ("chain", 1, 2),
     "check_type": ("type", 1, 2),
 }
-KINDS = frozenset(kind for kind, _, _ in CHECKS.values())
 REPORT, CHECK = "__report__", "__check__"
 _ACTUAL_KEYWORDS = ("actual", "tensor", "condition")
 _MARKER = re.compile(r"^(\s*)###\s*(BEGIN|END)\s+REFERENCE\s*$")

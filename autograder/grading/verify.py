@@ -4,68 +4,59 @@ In a graded run each check site of a test cell reports only the value it was
 given (``autograder.grading.testcells``); the references hold, per site, what the
 check compares with, learnt from the instructor's solution in a sandbox of its
 own (``autograder.grading.references``). Here, in the grader's process, where no
-student code ever runs, each reported value is decoded into a fresh plain
-tensor or number and compared with the course checks themselves, with the
+student code ever runs, each reported value is decoded into plain numbers and
+judged by the course checks' own core (``course.checks.compare``), with the
 check's own options. A test cell passes only if every check call of the
 reference is matched, site by site and in order.
 
-Messages are written here, from decoded numbers: nothing the student's process
-chose as text (a string answer, a grad_fn name, an exception message) is
-repeated.
+Messages are written here, from decoded numbers, in the language asked for:
+nothing the student's process chose as text (a string answer, a grad_fn name,
+an exception message) is repeated. Nothing here reads or changes process-wide
+state, so grading threads judge and explain at the same time.
 """
 
 import base64
-import contextlib
-import io
 import math
 import re
-import threading
+from dataclasses import replace
 
 import numpy as np
-import torch
 
-from course import checks
-from course.i18n import get_language, message, set_language
+from course.checks import TensorFacts, Verdict, compare, failure_text
+from course.i18n import Text
 
-MISMATCH = {
-    "en": "the values your code gave do not match the instructor's solution on the grader's inputs",
-    "ru": "значения, которые дал ваш код, не совпадают с решением преподавателя на входных данных проверки",
-}
+# A reported value that cannot be matched with its reference (another site or kind, or a
+# value taken while the test's libraries were changed): only the check's name is shown.
+NO_MATCH = Verdict(False, "verify.mismatch_at")
+# A check of the instructor's run that the student's run never reached.
+NOT_REACHED = Verdict(False, "verify.not_reached")
 
 
-def _tensor(payload: dict) -> torch.Tensor:
+def _array(payload: dict) -> np.ndarray:
+    """A tensor payload's data as the checks read it (bfloat16 travels as float32)."""
     data = base64.b64decode(payload["data"])
-    array = np.frombuffer(data, dtype=np.dtype(payload["np_dtype"])).reshape(payload["shape"]).copy()
-    tensor = torch.from_numpy(array)
-    if payload["dtype"] == "torch.bfloat16":
-        tensor = tensor.to(torch.bfloat16)
-    return tensor
+    return np.frombuffer(data, dtype=np.dtype(payload["np_dtype"])).reshape(payload["shape"]).copy()
+
+
+def _facts(payload: dict) -> TensorFacts:
+    chain = payload["chain"]
+    return TensorFacts(
+        shape=tuple(int(s) for s in payload["shape"]),
+        dtype=payload["dtype"],
+        device=payload["device"],
+        read=lambda: _array(payload),
+        requires_grad=payload["requires_grad"],
+        is_leaf=payload["is_leaf"],
+        grad_set=payload["grad_set"],
+        grad_fn=_shown_node(chain[0]) if chain else "?",
+    )
 
 
 def _number(payload: dict) -> float | None:
     if payload.get("t") == "number":
         return float(payload["v"])
     if payload.get("t") == "tensor" and math.prod(payload["shape"]) == 1:
-        return float(_tensor(payload).to(torch.float64).reshape(-1)[0])
-    return None
-
-
-def _quietly(check, *args, **kwargs) -> bool:
-    return _failure(check, *args, **kwargs) is None
-
-
-# The course checks print and read the message language from process-wide state, and
-# grading threads call them concurrently: one at a time.
-_CHECKS_LOCK = threading.RLock()
-
-
-def _failure(check, *args, **kwargs) -> str | None:
-    """The check's message if it fails, else None (nothing printed)."""
-    with _CHECKS_LOCK, contextlib.redirect_stdout(io.StringIO()):
-        try:
-            check(*args, **kwargs)
-        except checks.CheckFailed as failed:
-            return str(failed)
+        return float(_array(payload).astype(np.float64).reshape(-1)[0])
     return None
 
 
@@ -90,56 +81,77 @@ def _option(options: dict, name: str, default=None):
     return float(value) if isinstance(value, str) and name in ("rtol", "atol") else value
 
 
-def _tensor_options(options: dict) -> tuple[bool, dict[str, float]]:
-    """check_tensor's check_dtype and the tolerances the test gave, from a reference's options."""
-    tolerances = {k: _option(options, k) for k in ("rtol", "atol") if options.get(k) is not None}
-    return options.get("check_dtype", True) is not False, tolerances
+def _truthy(value) -> bool:
+    return value is True or value == "true" or value == "True"
+
+
+def judge(reference: dict, student: dict) -> Verdict:
+    """The course check's verdict on one reported value against its reference, every field of its
+    message written by the grader (a class or node the student's process named appears only when
+    it is one of Python's, NumPy's or torch's)."""
+    if (reference["site"], reference["kind"]) != (student["site"], student["kind"]):
+        return NO_MATCH
+    kind, options = reference["kind"], reference.get("options", {})
+    w, g = reference["expected"], student["value"]
+    if g.get("t") == "tampered":
+        return NO_MATCH
+    reveal = _truthy(options.get("reveal", True))
+    if kind in ("tensor", "chain") and g.get("t") != "tensor":
+        return Verdict(False, "not_tensor", {"got": _shown_type(g)})
+    if kind == "tensor":
+        if w.get("t") != "tensor":
+            return NO_MATCH
+        tensor_options = {
+            "rtol": _option(options, "rtol"),
+            "atol": _option(options, "atol"),
+            "check_dtype": options.get("check_dtype", True) is not False,
+            "reveal": reveal,
+            "input_name": options.get("input_name") if isinstance(options.get("input_name"), str) else None,
+        }
+        tensor_options |= {k: options.get(k) for k in ("requires_grad", "is_leaf", "has_grad", "device")}
+        return compare("tensor", _facts(g), _facts(w), tensor_options)
+    if kind == "scalar":
+        got, want = _number(g), _number(w)
+        if got is None or want is None:
+            return Verdict(False, "not_number", {"got": _shown_type(g)})
+        scalar_options = {"rtol": _option(options, "rtol", 1e-5), "atol": _option(options, "atol", 1e-8)}
+        return compare("scalar", got, want, scalar_options | {"reveal": reveal})
+    if kind == "chain":
+        verdict = compare("chain", g["chain"], [v.get("v") for v in w.get("v", [])], {})
+        return _shown(verdict, got=_shown_node(verdict.params.get("got")))
+    if kind == "true":
+        return _shown(compare("true", _plain(g), True, {}), got=_shown_type(g))
+    if kind == "type":
+        if g.get("t") != "type" or w.get("t") != "type":
+            return Verdict(
+                False, "wrong_class", {"expected": w.get("v", "?"), "got": _shown_class(g.get("v"))}
+            )
+        return _shown(compare("type", g["v"], w["v"], {}), expected=w["v"], got=_shown_class(g["v"]))
+    if kind == "value":
+        expected, actual = _plain(w), _plain(g)
+        if expected is _OTHER:
+            return NO_MATCH
+        verdict = compare("value", actual, expected, {"reveal": reveal})
+        if verdict.reason == "wrong_type":
+            return _shown(verdict, expected=_PLAIN_NAMES.get(w.get("t"), "?"), got=_shown_type(g))
+        if verdict.reason == "wrong_value" and w.get("t") in ("none", "bool", "int", "float"):
+            return _shown(verdict, expected=repr(expected), got=repr(actual))
+        if verdict.reason == "wrong_value":  # no text the student chose
+            return Verdict(False, "wrong_value_hidden")
+        return verdict
+    return NO_MATCH
+
+
+def _shown(verdict: Verdict, **fields) -> Verdict:
+    """A failed verdict with the fields it names replaced by the grader's words."""
+    if verdict.ok:
+        return verdict
+    return replace(verdict, params=verdict.params | {k: v for k, v in fields.items() if k in verdict.params})
 
 
 def same(reference: dict, student: dict) -> bool:
     """Whether one reported value matches its reference, as the course check would judge it."""
-    if (reference["site"], reference["kind"]) != (student["site"], student["kind"]):
-        return False
-    kind, options = reference["kind"], reference.get("options", {})
-    want, got = reference["expected"], student["value"]
-    if got.get("t") in ("tampered", "other", "too_large"):
-        return False
-    if kind == "tensor":
-        if want.get("t") != "tensor" or got.get("t") != "tensor":
-            return False
-        check_dtype, tolerances = _tensor_options(options)
-        if not _quietly(
-            checks.check_tensor, "value", _tensor(got), _tensor(want), check_dtype=check_dtype, **tolerances
-        ):
-            return False
-        if check_dtype and got["dtype"] != want["dtype"]:
-            return False
-        for option, field in (
-            ("requires_grad", "requires_grad"),
-            ("is_leaf", "is_leaf"),
-            ("has_grad", "grad_set"),
-        ):
-            if options.get(option) is not None and got[field] != options[option]:
-                return False
-        return options.get("device") is None or got["device"] == options["device"]
-    if kind == "scalar":
-        want_value, got_value = _number(want), _number(got)
-        if want_value is None or got_value is None:
-            return False
-        return _quietly(
-            checks.check_scalar, "value", got_value, want_value,
-            rtol=_option(options, "rtol", 1e-5), atol=_option(options, "atol", 1e-8),
-        )  # fmt: skip
-    if kind == "chain":
-        names = [v.get("v") for v in want.get("v", [])]
-        return got.get("t") == "tensor" and got["chain"][: len(names) + 1] == names
-    if kind == "true":
-        return got == {"t": "bool", "v": True}
-    if kind == "type":
-        return got.get("t") == "type" and want.get("t") == "type" and got.get("v") == want.get("v")
-    # check_value: the same plain value, type included
-    expected, actual = _plain(want), _plain(got)
-    return _OTHER not in (expected, actual) and checks._plain_equal(actual, expected)
+    return judge(reference, student).ok
 
 
 def cell_matches(reference: list[dict], student: list[dict]) -> bool:
@@ -147,92 +159,18 @@ def cell_matches(reference: list[dict], student: list[dict]) -> bool:
     return len(reference) == len(student) and all(same(r, s) for r, s in zip(reference, student, strict=True))
 
 
-def _truthy(value) -> bool:
-    return value is True or value == "true" or value == "True"
-
-
 def explain(reference: list[dict], student: list[dict], lang: str) -> str | None:
-    """Why a test cell failed, written here from the decoded values, never from the student's process.
+    """Why a test cell failed, in ``lang``, written here from the decoded values, never from the
+    student's process.
 
     The first check of the instructor's run that the student's run did not match: its
     name (from the test), and, for a visible check, the course check's own message comparing
     the student's value with the instructor's; for a hidden one, no values.
     """
-    checks_language = lang if lang in ("en", "ru") else "en"
-    with _CHECKS_LOCK:
-        previous = get_language()
-        set_language(checks_language)
-        try:
-            return _explain(reference, student, checks_language)
-        finally:
-            set_language(previous)
-
-
-def _explain(reference: list[dict], student: list[dict], checks_language: str) -> str | None:
     for position, want in enumerate(reference):
-        name = want["name"]
-        if position >= len(student):
-            return NOT_REACHED[checks_language].format(name=name)
-        got = student[position]
-        if same(want, got):
-            continue
-        if (got["site"], got["kind"]) != (want["site"], want["kind"]) or got["value"].get("t") == "tampered":
-            return MISMATCH_AT[checks_language].format(name=name)
-        reveal = _truthy(want.get("options", {}).get("reveal", True))
-        explained = _compare_message(want, got, reveal)
-        return explained or MISMATCH_AT[checks_language].format(name=name)
-    return None
-
-
-def _compare_message(want: dict, got: dict, reveal: bool) -> str | None:
-    """The course check's own message for a mismatch, from decoded values; what the student's
-    process named (a class, a grad_fn) appears only when it is one of Python's, NumPy's or torch's."""
-    kind, name, options = want["kind"], want["name"], want.get("options", {})
-    w, g = want["expected"], got["value"]
-    if kind == "tensor" and w.get("t") == "tensor" and g.get("t") == "tensor":
-        check_dtype, tolerances = _tensor_options(options)
-        input_name = options.get("input_name") if isinstance(options.get("input_name"), str) else None
-        found = _failure(
-            checks.check_tensor, name, _tensor(g), _tensor(w), reveal=reveal, check_dtype=check_dtype,
-            input_name=input_name, **tolerances,
-        )  # fmt: skip
-        return found or _property_message(name, options, g)
-    if kind in ("tensor", "chain") and g.get("t") != "tensor":
-        return _fail_text(name, "not_tensor", got=_shown_type(g))
-    if kind == "scalar" and _number(w) is not None and _number(g) is not None:
-        return _failure(
-            checks.check_scalar, name, _number(g), _number(w), reveal=reveal,
-            rtol=_option(options, "rtol", 1e-5), atol=_option(options, "atol", 1e-8),
-        )  # fmt: skip
-    if kind == "scalar":
-        return _fail_text(name, "not_number", got=_shown_type(g))
-    if kind == "type":
-        return _fail_text(name, "wrong_class", expected=w.get("v", "?"), got=_shown_class(g.get("v")))
-    if kind == "chain":
-        names = [v.get("v") for v in w.get("v", [])]
-        chain = g["chain"]
-        if not chain:
-            return _fail_text(name, "no_grad_fn")
-        for step, expected in enumerate(names):
-            if step >= len(chain):
-                return _fail_text(name, "chain_short", steps=len(chain), expected=" -> ".join(names))
-            if chain[step] != expected:
-                return _fail_text(name, "chain", step=step, got=_shown_node(chain[step]), expected=expected)
-        return _fail_text(
-            name, "chain_long", expected=names[-1] if names else "-", got=_shown_node(chain[len(names)])
-        )
-    if kind == "true":
-        return _fail_text(
-            name, "condition" if g == {"t": "bool", "v": False} else "not_bool", got=_shown_type(g)
-        )
-    if kind == "value":
-        if g.get("t") != w.get("t"):
-            return _fail_text(
-                name, "wrong_type", expected=_PLAIN_NAMES.get(w.get("t"), "?"), got=_shown_type(g)
-            )
-        if reveal and w.get("t") in ("none", "bool", "int", "float"):  # no text the student chose
-            return _fail_text(name, "wrong_value", expected=repr(_plain(w)), got=repr(_plain(g)))
-        return _fail_text(name, "wrong_value_hidden")
+        verdict = judge(want, student[position]) if position < len(student) else NOT_REACHED
+        if not verdict.ok:
+            return failure_text(want["name"], verdict, lang)
     return None
 
 
@@ -246,48 +184,21 @@ _PLAIN_NAMES = {
 }
 _PLAIN_NAMES |= {"tuple": "tuple", "tensor": "torch.Tensor", "number": "a number"}
 _TORCH_NODE = re.compile(r"^(?:[A-Z][A-Za-z0-9]*Backward[0-9]+|AccumulateGrad)$")
+_ANOTHER_TYPE = Text("another_type")
 
 
-def _fail_text(name: str, key: str, **fields) -> str:
-    return message("fail_header", name=name, reason=message(key, **fields))
+def _shown_type(payload: dict) -> str | Text:
+    return _PLAIN_NAMES.get(payload.get("t"), _ANOTHER_TYPE)
 
 
-def _shown_type(payload: dict) -> str:
-    return _PLAIN_NAMES.get(payload.get("t"), message("another_type"))
-
-
-def _shown_class(qualified) -> str:
+def _shown_class(qualified) -> str | Text:
     """A type's name, if it is one of Python's, NumPy's or torch's (a student's class is not named)."""
     if isinstance(qualified, str) and re.fullmatch(
         r"(?:(?:numpy|torch)(?:\.[A-Za-z_]\w*)+|[a-z]\w{0,20})", qualified
     ):
         return qualified
-    return message("another_type")
+    return _ANOTHER_TYPE
 
 
-def _shown_node(node) -> str:
-    return node if isinstance(node, str) and _TORCH_NODE.match(node) else message("another_node")
-
-
-def _property_message(name: str, options: dict, g: dict) -> str | None:
-    for option, field, yes, no in (
-        ("requires_grad", "requires_grad", "requires_grad_true", "requires_grad_false"),
-        ("is_leaf", "is_leaf", "leaf_true", "leaf_false"),
-        ("has_grad", "grad_set", "grad_missing", "grad_present"),
-    ):
-        if options.get(option) is not None and g[field] != options[option]:
-            grad_fn = _shown_node(g["chain"][0]) if g["chain"] else "?"
-            return _fail_text(name, yes if options[option] else no, grad_fn=grad_fn)
-    if options.get("device") is not None and g["device"] != options["device"]:
-        return _fail_text(name, "device", got=g["device"], expected=options["device"])
-    return None
-
-
-NOT_REACHED = {
-    "en": "✘ {name}: this check was not reached (the test stopped before it)",
-    "ru": "✘ {name}: до этой проверки выполнение не дошло (тест остановился раньше)",
-}
-MISMATCH_AT = {
-    "en": "✘ {name}: the value does not match the instructor's solution",
-    "ru": "✘ {name}: значение не совпадает с решением преподавателя",
-}
+def _shown_node(node) -> str | Text:
+    return node if isinstance(node, str) and _TORCH_NODE.match(node) else Text("another_node")

@@ -25,6 +25,11 @@ HARDCODED_SUMSQ = """def grad_sum_squares_scaled(X):
 """
 TEST1_ONLY = (SUMSQ[0], SUMSQ[1], ("l1_sumsq_test1",))  # its hidden reference is computed before the call
 TEST2_ONLY = (SUMSQ[0], SUMSQ[1], ("l1_sumsq_test2",))  # its hidden expected: a literal built after the call
+# Code that ends the answer's function: the gradient of a leaf equal to X among the tensors in `seen`.
+LEAF_GRAD_FROM = """    for _t in reversed({seen}):
+        if _t.is_leaf and _t.grad is not None and _t.shape == X.shape and torch.equal(_t.detach(), X):
+            return _t.grad.detach().clone()
+    return torch.zeros_like(X)"""
 # Code in the answer's function that walks up from `start` and returns the gradient of a leaf equal to X.
 FRAME_STEAL = """    _frame = {start}
     while _frame is not None:
@@ -150,7 +155,8 @@ import course.checks
 for _name in ("check_tensor", "check_scalar", "check_value", "check_true", "check_grad_fn_chain"):
     setattr(course, _name, lambda *a, **k: None)
     setattr(course.checks, _name, lambda *a, **k: None)
-course.checks._fail = lambda *a, **k: None
+course.checks._conclude = lambda *a, **k: None
+course.checks.compare = lambda *a, **k: course.checks.PASSED
 course.checks._compare_values = lambda got, want, r, a: (np.zeros(got.shape, bool), None, 0.0, 0.0)
 """,
     ),
@@ -676,10 +682,7 @@ torch.autograd.graph.saved_tensors_hooks(_pack, lambda t: t).__enter__()
 """
         + HARDCODED_SUMSQ.replace(
             "    return torch.zeros_like(X)",
-            """    for _t in reversed(_saved):
-        if _t.is_leaf and _t.grad is not None and _t.shape == X.shape and torch.equal(_t.detach(), X):
-            return _t.grad.detach().clone()
-    return torch.zeros_like(X)""",
+            LEAF_GRAD_FROM.format(seen="_saved"),
         ),
         TEST1_ONLY,
     ),
@@ -730,10 +733,7 @@ with warnings.catch_warnings():
 """
         + HARDCODED_SUMSQ.replace(
             "    return torch.zeros_like(X)",
-            """    for _t in reversed(_seen):
-        if _t.is_leaf and _t.grad is not None and _t.shape == X.shape and torch.equal(_t.detach(), X):
-            return _t.grad.detach().clone()
-    return torch.zeros_like(X)""",
+            LEAF_GRAD_FROM.format(seen="_seen"),
         ),
         TEST1_ONLY,
     ),
@@ -991,23 +991,14 @@ for _fd in range(3, 256):
     Cheat(
         "forge-job-end",
         "send a signed job_end through the stolen sender: the rest of the run is read as the next job's",
-        """import sys
-
-
-def _send_job_end():
-    frame = sys._getframe(0).f_back
-    while frame is not None and "check_tensor" not in frame.f_locals:
-        frame = frame.f_back
-    record = frame.f_locals["check_tensor"].__globals__["_record"]
-    for cell in record.__closure__ or ():
-        value = cell.cell_contents
-        if callable(value) and getattr(value, "__name__", "") == "send":
-            value({"e": "job_end"})
-            return
-
+        "import sys\n"
+        + SENDER
+        + """
 
 def grad_sum_squares_scaled(X):
-    _send_job_end()
+    send = _sender()
+    if send is not None:
+        send({"e": "job_end"})
     return torch.zeros_like(X)
 """,
         costs_everything=True,
@@ -1261,7 +1252,7 @@ class Malformed:
     assignment: str
     build: str  # how the file is made (see tests/test_adversarial.py)
     outcome: str  # "error" (not graded) or "graded" (graded despite the damage)
-    reason: str  # words the result must contain (reason or notice)
+    reason: str | None  # words the result must contain (reason or notice); None: no notice at all
 
 
 MALFORMED = [
@@ -1270,12 +1261,12 @@ MALFORMED = [
     Malformed("empty-file", "01_gradients", "empty", "error", "empty"),
     Malformed("binary-garbage", "01_gradients", "binary", "error", "not UTF-8"),
     Malformed("json-not-notebook", "01_gradients", "json_list", "error", "not a Jupyter notebook"),
-    Malformed("missing-graded-cells", "01_gradients", "deleted_tests", "graded", ""),
-    Malformed("duplicated-graded-cells", "01_gradients", "duplicated_tests", "graded", ""),
+    Malformed("missing-graded-cells", "01_gradients", "deleted_tests", "graded", None),
+    Malformed("duplicated-graded-cells", "01_gradients", "duplicated_tests", "graded", "appears twice"),
     Malformed("duplicated-answer", "01_gradients", "duplicated_answer", "graded", "appears twice"),
     Malformed("renamed-notebook", "01_gradients", "renamed", "graded", "renamed"),
     Malformed("unknown-kernel", "01_gradients", "wrong_kernel", "graded", "kernel"),
-    Malformed("metadata-points-changed", "01_gradients", "points_changed", "graded", ""),
+    Malformed("metadata-points-changed", "01_gradients", "points_changed", "graded", None),
     Malformed("fifty-megabytes", "01_gradients", "huge_file", "error", "over the"),
     Malformed("million-line-cell", "01_gradients", "million_lines", "graded", "over"),
     Malformed("answers-deleted", "01_gradients", "no_answers", "error", "none of the answer cells"),

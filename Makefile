@@ -1,10 +1,12 @@
 # Two commands a user needs: `make demo` and `make test`. Both set up .venv first.
+# While changing the code, `make test-fast` (under a minute) leaves out the tests marked slow:
+# sandboxes, kernels, the browser, PostgreSQL, the cluster, the server and the notebooks' replay.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup sandbox browser postgres demo test lint format release notebooks benchmark clean student
+.PHONY: setup sandbox browser postgres demo test test-fast lint format release notebooks benchmark clean student
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
@@ -17,38 +19,30 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# A Debian package the project needs: $(call apt_need,CHECK,PACKAGE,WHAT FOR,WHAT TO DO WITHOUT ROOT).
+# CHECK is a shell command that succeeds once the package is there; as root it is installed with apt.
+define apt_need
+@$(1) >/dev/null 2>&1 || { \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+    echo "installing $(2) ($(3))"; \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+  else \
+    echo "$(4)" >&2; \
+    exit 1; \
+  fi; }
+endef
+
 # Grading runs student code in bubblewrap sandboxes (Debian package `bubblewrap`).
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing bubblewrap (grading sandbox)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
-	  else \
-	    echo "Grading needs bubblewrap: sudo apt-get install bubblewrap (Fedora: sudo dnf install bubblewrap)" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_need,command -v bwrap,bubblewrap,grading sandbox,Grading needs bubblewrap: sudo apt-get install bubblewrap (Fedora: sudo dnf install bubblewrap))
 
 # tests/test_postgres.py starts its own PostgreSQL server (Debian package `postgresql`).
 postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing postgresql (gradebook test)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	  else \
-	    echo "The PostgreSQL test needs its server: sudo apt-get install postgresql (Fedora: sudo dnf install postgresql-server)" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_need,ls /usr/lib/postgresql/*/bin/initdb,postgresql,gradebook test,The PostgreSQL test needs its server: sudo apt-get install postgresql (Fedora: sudo dnf install postgresql-server))
 
 # tests/test_browser.py drives Chromium (Debian package `chromium`) through Playwright.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium (browser test)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "The browser test needs Chromium: sudo apt-get install chromium (Fedora: sudo dnf install chromium)" >&2; \
-	    exit 1; \
-	  fi; }
+	$(call apt_need,command -v chromium,chromium,browser test,The browser test needs Chromium: sudo apt-get install chromium (Fedora: sudo dnf install chromium))
 
 # A student's own copy of the lessons (release/ stays as generated): make student COURSE_LANG=ru
 COURSE_LANG ?= en
@@ -63,6 +57,11 @@ test: $(STAMP) sandbox browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -276,6 +276,10 @@ def test_the_sandbox_walks_the_same_grad_fn_chain_as_the_course(name):
     protocol.check(message_, 1, protocol.FROM_NOTEBOOK)  # the protocol takes the longest chain
 
 
+def test_the_protocol_carries_chains_exactly_as_long_as_the_walk():
+    assert protocol.MAX_CHAIN == checks.CHAIN_LIMIT
+
+
 def test_a_chain_longer_than_the_limit_is_cut_alike_and_judged_alike():
     deep = _graphs()["deep"]
     walked = checks.grad_fn_chain(deep)

@@ -27,6 +27,9 @@ import time
 
 MAX_FRAME_BYTES = 32 * 2**20
 MAX_TEXT = 200_000
+# The longest grad_fn chain a value carries: the walk's own limit (course.checks.CHAIN_LIMIT,
+# not imported here: it would import torch; tests/test_verify.py pins that they agree).
+MAX_CHAIN = 64
 MAX_NAME = 200
 STOP_REASONS = frozenset(
     {
@@ -220,7 +223,7 @@ def _payload(value, depth: int) -> dict:
             _require(type(value.get(flag)) is bool, f"bad {flag}")
         _require(value.get("device") in ("cpu", "cuda", "meta", "mps", "xpu", "other"), "bad device")
         chain = value.get("chain")
-        _require(type(chain) is list and len(chain) <= 64, "bad chain")
+        _require(type(chain) is list and len(chain) <= MAX_CHAIN, "bad chain")
         _require(all(_is_text(c, 100) for c in chain), "bad chain")
         itemsize = int(value["np_dtype"][2:]) if value["np_dtype"][1] != "b" else 1
         _require(len(value["data"]) == 4 * math.ceil(math.prod(shape) * itemsize / 3), "tensor size mismatch")

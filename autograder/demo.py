@@ -60,7 +60,7 @@ def run_demo(
     print(f"  student notebooks:  {course / 'release'}")
     print(f"  submissions:        {course / 'submitted'}")
     print(f"  feedback (HTML):    {course / FEEDBACK_DIR}/<student>/<assignment>/feedback.html")
-    print(f"  grades ({rows} rows): {grades}")
+    print(f"  grades (CSV):       {grades} ({rows} rows)")
     print(f"  report:             {page}")
     print(f"  gradebook:          {course / 'gradebook.db'} (nbgrader commands work in {course})")
     print(f"These files stay so that you can open them; remove them with: rm -rf {workdir}")

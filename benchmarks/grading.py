@@ -232,11 +232,8 @@ def per_assignment(args, venv_bin: Path) -> int:
 
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as scratch:
         scratch = Path(scratch)
-        plain = make_course(scratch / "nbgrader")
-        lessons = assignments(plain)
-        written = write_submissions(plain, args.students * len(lessons))
-        ours = scratch / "autograder"
-        shutil.copytree(plain, ours)
+        lessons = assignments(ROOT)
+        plain, ours, written = twin_courses(scratch, "nbgrader", "autograder", args.students * len(lessons))
         runtime = scratch / "run"
         runtime.mkdir(mode=0o700)
         env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), AUTOGRADER_KEEP_WARM="600")
@@ -390,11 +387,8 @@ def on_cluster(args, venv_bin: Path) -> int:
 
     with tempfile.TemporaryDirectory(prefix="grading-cluster-") as scratch:
         scratch = Path(scratch)
-        here = make_course(scratch / "local")
-        lessons = assignments(here)
-        written = write_submissions(here, args.students * len(lessons))
-        there = scratch / "cluster"
-        shutil.copytree(here, there)
+        lessons = assignments(ROOT)
+        here, there, written = twin_courses(scratch, "local", "cluster", args.students * len(lessons))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
@@ -454,15 +448,22 @@ def on_cluster(args, venv_bin: Path) -> int:
     return 0
 
 
+def twin_courses(scratch: Path, first: str, second: str, count: int):
+    """Two identical course folders under ``scratch`` with ``count`` submissions, so that two
+    graders (or two ways of grading) work on the same files: ``(first, second, written)``."""
+    one = make_course(scratch / first)
+    written = write_submissions(one, count)
+    two = scratch / second
+    shutil.copytree(one, two)
+    return one, two, written
+
+
 def one_command(args, venv_bin: Path) -> int:
     """Every lesson in one `autograder grade` command, against nbgrader one assignment at a time."""
     count = 8 if args.quick else args.submissions
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as scratch:
         scratch = Path(scratch)
-        plain = make_course(scratch / "nbgrader")
-        written = write_submissions(plain, count)
-        ours = scratch / "autograder"
-        shutil.copytree(plain, ours)
+        plain, ours, written = twin_courses(scratch, "nbgrader", "autograder", count)
         lessons = sorted({a for _, a in written})
 
         print(f"machine: {machine()}")

@@ -161,6 +161,34 @@ course.checks._compare_values = lambda got, want, r, a: (np.zeros(got.shape, boo
 """,
     ),
     Cheat(
+        "course-lazy-names",
+        "redirect the course package's lazily loaded names to a module whose checks all pass",
+        WRONG_SUMSQ
+        + """import sys, types
+import course
+
+_fake = types.ModuleType("course_fake")
+for _name in course.__all__:
+    setattr(_fake, _name, lambda *a, **k: None)
+sys.modules["course_fake"] = _fake
+for _name in list(course._HOMES):
+    course._HOMES[_name] = "course_fake"
+    vars(course).pop(_name, None)
+course.__getattr__ = lambda name: getattr(_fake, name)
+""",
+    ),
+    Cheat(
+        "rewrite-catalogue",
+        "rewrite the message catalogue so that every failure reads as a pass",
+        WRONG_SUMSQ
+        + """import course.i18n
+
+for _key, _texts in course.i18n.MESSAGES.items():
+    for _lang in list(_texts):
+        _texts[_lang] = course.i18n.MESSAGES["ok"][_lang] if "{name}" in _texts[_lang] else "ok"
+""",
+    ),
+    Cheat(
         "patch-record",
         "replace the hook through which checks report to the grader",
         WRONG_SUMSQ + "import course.checks\ncourse.checks._record = lambda *a, **k: None\n",
